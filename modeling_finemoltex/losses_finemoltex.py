@@ -1,0 +1,236 @@
+"""Pure tensor maths of FineMolTex pre-training: mask sampling, masked-input construction, losses.
+
+No model state lives here; every function is vectorised over the batch (no Python loops over examples) and
+tested on its own (tests/test_losses.py). Loss maths runs in fp32 even under bf16 autocast.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+# Motif vocabulary layout, repeated here (not imported) so this module stays dependency-free: ids 0..3 are
+# [PAD], [UNK], [MASK], [CLS]; real motifs start at 4 in frequency order.
+MOTIF_FIRST_REAL_ID = 4
+IGNORE_INDEX = -100
+
+
+# ---------------------------------------------------------------------------------------------- sampling
+def _uniform(shape, device, generator: torch.Generator | None) -> torch.Tensor:
+    """Uniform(0, 1) draws of `shape` on `device`; drawn on the generator's device when one is given (a seeded
+    CPU generator then gives the same masks on any accelerator)."""
+    if generator is None:
+        return torch.rand(shape, device=device)
+    return torch.rand(shape, generator=generator, device=generator.device).to(device)
+
+
+def sample_mask(
+    candidates: torch.Tensor,
+    rate: float,
+    generator: torch.Generator | None = None,
+    scores: torch.Tensor | None = None,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """Choose positions to mask, row by row, without replacement.
+
+    Args:
+        candidates: Bool (B, S), the maskable positions.
+        rate: fraction of each row's candidates to mask; a row with any candidate gets
+            `max(1, round(rate * n))` masked positions (0 when `rate == 0`).
+        generator: optional seeded generator (reproducible masks).
+        scores: optional float (B, S) importance scores. Positions are drawn with probabilities
+            `softmax(scores / temperature)` over the row's candidates — the softmax is taken ONCE (a second
+            softmax over probabilities in [0, 1] flattens them to nearly uniform). `None` = uniform.
+        temperature: softmax temperature for `scores`.
+
+    Returns:
+        Bool (B, S), True at masked positions (always a subset of `candidates`).
+
+    Sampling k items without replacement with probabilities p is done in one vectorised step with the
+    Gumbel-top-k trick: the k largest `log p + Gumbel` keys are a draw of the sequential scheme.
+    """
+    candidates = candidates.bool()
+    if candidates.numel() == 0 or rate <= 0:
+        return torch.zeros_like(candidates)
+    n = candidates.sum(dim=1)
+    k = torch.where(n > 0, torch.clamp(torch.floor(n.float() * rate + 0.5).long(), min=1), torch.zeros_like(n))
+    k = torch.minimum(k, n)
+    u = _uniform(candidates.shape, candidates.device, generator).clamp_(1e-12, 1.0 - 1e-7)
+    keys = -torch.log(-torch.log(u))  # Gumbel(0, 1)
+    if scores is not None:
+        logits = (scores.float() / temperature).masked_fill(~candidates, float("-inf"))
+        log_p = torch.log_softmax(logits, dim=1)
+        keys = keys + torch.nan_to_num(log_p, neginf=0.0)  # rows without candidates are dropped below anyway
+    keys = keys.masked_fill(~candidates, float("-inf"))
+    order = keys.argsort(dim=1, descending=True)
+    rank = torch.empty_like(order).scatter_(1, order, torch.arange(order.size(1), device=order.device).expand_as(order))
+    return (rank < k[:, None]) & candidates
+
+
+# ---------------------------------------------------------------------------------------------- motifs
+def motif_candidates(
+    motif_input_ids: torch.Tensor, motif_attention_mask: torch.Tensor, num_motif_targets: int
+) -> torch.Tensor:
+    """Bool (B, M): slots holding a prediction-target motif (ids 4 .. 4+T-1), excluding slot 0 ([CLS]),
+    padding and [UNK]/rare motifs, which are never masked."""
+    is_target = (motif_input_ids >= MOTIF_FIRST_REAL_ID) & (motif_input_ids < MOTIF_FIRST_REAL_ID + num_motif_targets)
+    not_cls = torch.ones_like(is_target)
+    not_cls[:, :1] = False
+    return is_target & motif_attention_mask.bool() & not_cls
+
+
+def masked_motif_labels(motif_input_ids: torch.Tensor, motif_mask: torch.Tensor) -> torch.Tensor:
+    """Long (B, M): class label (id - 4) at masked motif slots, -100 elsewhere."""
+    return torch.where(motif_mask.bool(), motif_input_ids - MOTIF_FIRST_REAL_ID, torch.full_like(motif_input_ids, IGNORE_INDEX))
+
+
+# ---------------------------------------------------------------------------------------------- words
+def word_candidates(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, special_token_ids: torch.Tensor | list[int]
+) -> torch.Tensor:
+    """Bool (B, L): real (attended) tokens that are not special tokens ([CLS], [SEP], [PAD], [MASK], [UNK])."""
+    special = torch.as_tensor(special_token_ids, device=input_ids.device, dtype=input_ids.dtype)
+    return attention_mask.bool() & ~torch.isin(input_ids, special)
+
+
+def mask_words(
+    input_ids: torch.Tensor,
+    word_mask: torch.Tensor,
+    mask_token_id: int,
+    vocab_size: int,
+    scheme: str = "bert",
+    special_token_ids: torch.Tensor | list[int] = (),
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Build masked text input and MLM labels.
+
+    Args:
+        input_ids: Long (B, L). word_mask: Bool (B, L), positions to predict.
+        scheme: "bert" = 80% [MASK], 10% a random token, 10% unchanged (BERT); "mask" = always [MASK].
+        special_token_ids: never used as random replacements (a drawn special id becomes [MASK]).
+
+    Returns:
+        (masked_input_ids Long (B, L), labels Long (B, L) with the original id at masked positions, -100 elsewhere).
+    """
+    word_mask = word_mask.bool()
+    labels = torch.where(word_mask, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
+    masked = input_ids.clone()
+    if scheme == "mask":
+        return masked.masked_fill(word_mask, mask_token_id), labels
+    if scheme != "bert":
+        raise ValueError(f"Unknown word masking scheme {scheme!r} (expected 'bert' or 'mask').")
+    u = _uniform(input_ids.shape, input_ids.device, generator)
+    random_ids = (_uniform(input_ids.shape, input_ids.device, generator) * vocab_size).long().clamp_(max=vocab_size - 1)
+    special = torch.as_tensor(list(special_token_ids), device=input_ids.device, dtype=input_ids.dtype)
+    random_ids = torch.where(torch.isin(random_ids, special), torch.full_like(random_ids, mask_token_id), random_ids)
+    masked = torch.where(word_mask & (u < 0.8), torch.full_like(masked, mask_token_id), masked)
+    masked = torch.where(word_mask & (u >= 0.8) & (u < 0.9), random_ids, masked)
+    return masked, labels
+
+
+# ---------------------------------------------------------------------------------------------- losses
+def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over rows with `labels != -100`, in fp32; exactly 0 (still attached to the graph, so
+    every head parameter gets a — zero — gradient under DDP) when no row is labelled.
+
+    logits: (n, C); labels: Long (n,)."""
+    # sum / count instead of `mean` avoids a host sync and the 0/0 of an empty selection
+    total = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX, reduction="sum")
+    return total / (labels != IGNORE_INDEX).sum().clamp(min=1)
+
+
+def duplicate_negative_mask(duplicate_key: torch.Tensor) -> torch.Tensor:
+    """Bool (B, B): True at (i, j), i != j, where rows i and j share a key (e.g. a hash of the canonical SMILES):
+    such pairs are the same molecule and must not act as negatives of each other."""
+    same = duplicate_key[:, None] == duplicate_key[None, :]
+    return same & ~torch.eye(duplicate_key.numel(), dtype=torch.bool, device=duplicate_key.device)
+
+
+def contrastive_logits(
+    graph_embeds: torch.Tensor,
+    text_embeds: torch.Tensor,
+    temperature: float | torch.Tensor,
+    duplicate_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """fp32 similarity logits (B, B) = graph_embeds @ text_embeds.T / temperature, with `duplicate_mask`
+    entries set to -inf (removed from the softmax). Rows: molecules; columns: texts."""
+    with torch.autocast(device_type=graph_embeds.device.type, enabled=False):
+        logits = graph_embeds.float() @ text_embeds.float().t()
+        logits = logits / (temperature.float() if torch.is_tensor(temperature) else temperature)
+    if duplicate_mask is not None:
+        logits = logits.masked_fill(duplicate_mask, float("-inf"))
+    return logits
+
+
+def contrastive_loss(
+    graph_embeds: torch.Tensor,
+    text_embeds: torch.Tensor,
+    temperature: float | torch.Tensor,
+    duplicate_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Symmetric InfoNCE (graph->text and text->graph averaged) on L2-normalised embeddings (B, P); row i of
+    each is a positive pair. `duplicate_mask` (B, B) removes same-molecule pairs from the negatives."""
+    logits = contrastive_logits(graph_embeds, text_embeds, temperature, duplicate_mask)
+    if logits.numel() == 0:
+        return logits.sum()
+    targets = torch.arange(logits.size(0), device=logits.device)
+    return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.t(), targets))
+
+
+def contrastive_accuracy(logits_per_graph: torch.Tensor) -> torch.Tensor:
+    """In-batch top-1 retrieval accuracy, graph->text and text->graph averaged (a float scalar)."""
+    if logits_per_graph.numel() == 0:
+        return logits_per_graph.new_zeros(())
+    targets = torch.arange(logits_per_graph.size(0), device=logits_per_graph.device)
+    g2t = (logits_per_graph.argmax(dim=1) == targets).float().mean()
+    t2g = (logits_per_graph.argmax(dim=0) == targets).float().mean()
+    return 0.5 * (g2t + t2g)
+
+
+# ---------------------------------------------------------------------------------------------- distributed
+def gather_features(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Concatenate each tensor (B_r, ...) over all processes along dim 0, keeping gradients to every rank's
+    slice (`torch.distributed.nn.functional.all_gather`), so each rank sees all negatives. Per-rank batch
+    sizes may differ (tensors are padded to the largest for the collective). Identity outside
+    `torch.distributed` or with one process.
+
+    Every rank then computes the same full-batch loss; the gather's backward sums the gradients of all ranks
+    into each rank's slice, which DDP's averaging turns back into the gradient of that single loss."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensors
+    from torch.distributed.nn.functional import all_gather as all_gather_with_grad
+
+    world = dist.get_world_size()
+    first = tensors[0]
+    size = torch.tensor([first.size(0)], device=first.device)
+    sizes = [torch.zeros_like(size) for _ in range(world)]
+    dist.all_gather(sizes, size)
+    sizes = [int(s) for s in sizes]
+    longest = max(sizes)
+    out = []
+    for t in tensors:
+        padded = F.pad(t, [0, 0] * (t.dim() - 1) + [0, longest - t.size(0)]) if t.size(0) < longest else t
+        if t.requires_grad:
+            parts = all_gather_with_grad(padded)
+        else:
+            parts = [torch.empty_like(padded) for _ in range(world)]
+            dist.all_gather(parts, padded)
+        out.append(torch.cat([p[:s] for p, s in zip(parts, sizes)], dim=0))
+    return tuple(out)
+
+
+__all__ = [
+    "contrastive_accuracy",
+    "contrastive_logits",
+    "contrastive_loss",
+    "duplicate_negative_mask",
+    "gather_features",
+    "mask_words",
+    "masked_cross_entropy",
+    "masked_motif_labels",
+    "motif_candidates",
+    "sample_mask",
+    "word_candidates",
+]

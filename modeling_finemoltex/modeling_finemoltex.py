@@ -1,0 +1,944 @@
+"""FineMolTex models: GIN graph tower, motif and text fusion streams with ViLBERT-style co-attention, heads.
+
+Batch contract (flat dict of tensors from the processor/collator; B molecules, N atoms, E directed edges, M motif
+slots per molecule, K atom->motif memberships, L text tokens):
+
+- graph_atom_features Long (N, F_atom); graph_edge_index Long (2, E) (both bond directions, no self loops);
+  graph_edge_features Long (E, F_bond); graph_batch Long (N,) molecule index of each atom, ascending.
+- motif_input_ids Long (B, M): slot 0 [CLS] (3), motifs in BFS order of the motif tree, then [PAD] (0).
+  motif_attention_mask Long (B, M); motif_position_ids Long (B, M) (0 for CLS/padding, 1+BFS position).
+- motif_membership Long (2, K): row 0 global atom index, row 1 flat motif slot b*M+m (m >= 1).
+- input_ids, attention_mask (and optionally token_type_ids) Long (B, L).
+
+Architecture (defaults = the reference):
+
+    atoms --GIN (once per step)--> atom states --scatter-mean per motif--> Linear --> motif slot contents
+    motif slots (+[CLS], +position) --motif stream (transformer layers)--> motif CLS --> graph embedding
+    text --HF encoder--> Linear (if widths differ) --text stream (transformer layers)--> text CLS --> text embedding
+    co-attention blocks pair motif-stream layer i with text-stream layer j (config) in the *fused* pass only.
+
+The contrastive embeddings are the stream CLS states of a pass WITHOUT co-attention (as the reference), so
+retrieval needs one tower at a time (`get_graph_features`, `get_text_features`). The masked objectives run the
+fused pass on masked inputs (`FineMolTexForPreTraining`).
+
+Masked motif slots: a masked slot's content is a learned [MASK] vector (plus its position embedding) instead of
+the mean of its atoms' GIN states, and motif-id embeddings (optional, off by default) are never added at masked
+slots, so the motif-classification head cannot read the answer from its own slot. The GNN itself runs once on
+the unmasked molecule and serves both passes; message passing lets *neighbouring* atoms' states (pooled into
+neighbouring motifs) carry information about the masked motif's atoms, and an atom shared by overlapping motifs
+(junction-tree fallback) is pooled into both — the same residual leak exists in the reference, which in addition
+feeds the unmasked motif itself.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoModelForPreTraining, PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_utils import get_torch_context_manager_or_global_device
+from transformers.utils import ModelOutput
+
+from . import losses_finemoltex as losses
+from .configuration_finemoltex import MOTIF_CLS_ID, FineMolTexConfig
+
+GRAPH_INPUT_NAMES = (
+    "graph_atom_features",
+    "graph_edge_index",
+    "graph_edge_features",
+    "graph_batch",
+    "motif_input_ids",
+    "motif_attention_mask",
+    "motif_position_ids",
+    "motif_membership",
+)
+
+
+# ================================================================================================ outputs
+@dataclass
+class FineMolTexModelOutput(ModelOutput):
+    """Output of [`FineMolTexModel`].
+
+    Args:
+        loss: contrastive loss (only with `return_loss=True`).
+        logits_per_graph: fp32 (B, B) graph-text similarities / temperature (rows molecules).
+        logits_per_text: fp32 (B, B), its transpose.
+        graph_embeds / text_embeds: (B, projection_dim), L2-normalised contrastive embeddings.
+        atom_hidden_states: (N, H_gnn) GIN atom states (after jumping knowledge).
+        motif_last_hidden_state: (B, M, motif width) motif stream output (no co-attention).
+        text_last_hidden_state: (B, L, text-stream width) text stream output (no co-attention).
+        text_encoder_last_hidden_state: (B, L, text encoder width).
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits_per_graph: torch.FloatTensor | None = None
+    logits_per_text: torch.FloatTensor | None = None
+    graph_embeds: torch.FloatTensor | None = None
+    text_embeds: torch.FloatTensor | None = None
+    atom_hidden_states: torch.FloatTensor | None = None
+    motif_last_hidden_state: torch.FloatTensor | None = None
+    text_last_hidden_state: torch.FloatTensor | None = None
+    text_encoder_last_hidden_state: torch.FloatTensor | None = None
+
+
+@dataclass
+class FineMolTexForPreTrainingOutput(ModelOutput):
+    """Output of [`FineMolTexForPreTraining`].
+
+    Args:
+        loss: weighted total (contrastive_weight * contrastive + masked_lm_weight * MLM + masked_motif_weight * motif).
+        contrastive_loss / masked_motif_loss / masked_lm_loss: the unweighted parts (0 when nothing was masked).
+        contrastive_accuracy: in-batch top-1 accuracy, both directions averaged.
+        logits_per_graph / logits_per_text: fp32 (B', B') where B' is the gathered batch across processes.
+        graph_embeds / text_embeds: (B, projection_dim) local contrastive embeddings.
+        masked_motif_logits: (num masked motifs, num_motif_targets), rows in row-major order of `motif_mask`.
+        masked_motif_labels: (num masked motifs,) class labels (id - 4).
+        mlm_logits: (num masked words, text vocab), rows in row-major order of `word_mask`.
+        mlm_labels: (num masked words,) original token ids.
+        motif_mask / word_mask: Bool (B, M) / (B, L), the masks used this step.
+        fused_motif_hidden_state / fused_text_hidden_state: outputs of the co-attention pass on masked inputs.
+    """
+
+    loss: torch.FloatTensor | None = None
+    contrastive_loss: torch.FloatTensor | None = None
+    masked_motif_loss: torch.FloatTensor | None = None
+    masked_lm_loss: torch.FloatTensor | None = None
+    contrastive_accuracy: torch.FloatTensor | None = None
+    logits_per_graph: torch.FloatTensor | None = None
+    logits_per_text: torch.FloatTensor | None = None
+    graph_embeds: torch.FloatTensor | None = None
+    text_embeds: torch.FloatTensor | None = None
+    masked_motif_logits: torch.FloatTensor | None = None
+    masked_motif_labels: torch.LongTensor | None = None
+    mlm_logits: torch.FloatTensor | None = None
+    mlm_labels: torch.LongTensor | None = None
+    motif_mask: torch.BoolTensor | None = None
+    word_mask: torch.BoolTensor | None = None
+    fused_motif_hidden_state: torch.FloatTensor | None = None
+    fused_text_hidden_state: torch.FloatTensor | None = None
+
+
+# ================================================================================================ graph tower
+class FineMolTexGINLayer(nn.Module):
+    """One GIN layer (MoleculeSTM-style): h_i' = MLP(sum_{j in N(i) + i} (h_j + bond_emb(e_ji))), BatchNorm, ReLU
+    (not after the last layer), dropout. Bond embedding = sum of one embedding per bond-feature column; column 0
+    has one extra row for the self-loop bond type."""
+
+    def __init__(self, hidden_size: int, bond_feature_sizes: list[int], dropout: float, is_last: bool):
+        super().__init__()
+        self.bond_embeddings = nn.ModuleList(
+            nn.Embedding(size + (1 if column == 0 else 0), hidden_size) for column, size in enumerate(bond_feature_sizes)
+        )
+        self.mlp = nn.Sequential(nn.Linear(hidden_size, 2 * hidden_size), nn.ReLU(), nn.Linear(2 * hidden_size, hidden_size))
+        self.norm = nn.BatchNorm1d(hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.is_last = is_last
+
+    def forward(self, atom_states: torch.Tensor, edge_index: torch.Tensor, edge_features: torch.Tensor) -> torch.Tensor:
+        """atom_states (N, H); edge_index (2, E') with self loops; edge_features (E', F_bond) -> (N, H)."""
+        bond = sum(emb(edge_features[:, column]) for column, emb in enumerate(self.bond_embeddings))
+        messages = atom_states[edge_index[0]] + bond
+        aggregated = messages.new_zeros(atom_states.size(0), messages.size(1)).index_add_(0, edge_index[1], messages)
+        hidden = self.mlp(aggregated)
+        if self.training and hidden.size(0) == 1:
+            # BatchNorm cannot estimate batch statistics from one atom: normalise with the running statistics.
+            hidden = F.batch_norm(
+                hidden, self.norm.running_mean, self.norm.running_var, self.norm.weight, self.norm.bias, False, 0.0, self.norm.eps
+            )
+        else:
+            hidden = self.norm(hidden)
+        if not self.is_last:
+            hidden = F.relu(hidden)
+        return self.dropout(hidden)
+
+
+class FineMolTexGraphEncoder(nn.Module):
+    """GIN over the flat batch of atoms (no per-molecule loops). Returns atom states (N, output_size):
+    `gnn_hidden_size`, or `gnn_hidden_size * (gnn_num_layers + 1)` for `gnn_jk="concat"`."""
+
+    def __init__(self, config: FineMolTexConfig):
+        super().__init__()
+        hidden = config.gnn_hidden_size
+        self.atom_embeddings = nn.ModuleList(nn.Embedding(size, hidden) for size in config.atom_feature_sizes)
+        self.layers = nn.ModuleList(
+            FineMolTexGINLayer(hidden, config.bond_feature_sizes, config.gnn_dropout, is_last=i == config.gnn_num_layers - 1)
+            for i in range(config.gnn_num_layers)
+        )
+        self.jk = config.gnn_jk
+        self.self_loop_bond_type = config.bond_feature_sizes[0]
+        self.output_size = hidden * (config.gnn_num_layers + 1) if self.jk == "concat" else hidden
+        # GIN layers keep PyTorch's default init (see FineMolTexPreTrainedModel._init_weights).
+        for module in self.modules():
+            module._finemoltex_gnn = True
+
+    def forward(self, atom_features: torch.Tensor, edge_index: torch.Tensor, edge_features: torch.Tensor) -> torch.Tensor:
+        num_atoms = atom_features.size(0)
+        loops = torch.arange(num_atoms, device=edge_index.device, dtype=edge_index.dtype)
+        edge_index = torch.cat([edge_index, torch.stack([loops, loops])], dim=1)
+        loop_features = edge_features.new_zeros(num_atoms, edge_features.size(1))
+        loop_features[:, 0] = self.self_loop_bond_type
+        edge_features = torch.cat([edge_features, loop_features], dim=0)
+
+        hidden = sum(emb(atom_features[:, column]) for column, emb in enumerate(self.atom_embeddings))
+        states = [hidden]
+        for layer in self.layers:
+            hidden = layer(hidden, edge_index, edge_features)
+            states.append(hidden)
+        if self.jk == "last":
+            return states[-1]
+        if self.jk == "sum":
+            return torch.stack(torch.broadcast_tensors(*states), dim=0).sum(dim=0)
+        return torch.cat(states, dim=-1)
+
+
+def pool_motifs(atom_states: torch.Tensor, motif_membership: torch.Tensor, num_slots: int) -> torch.Tensor:
+    """Scatter-mean of atom states into motif slots: (N, H), (2, K), B*M -> (B*M, H). An atom in several motifs
+    counts in each; slots without atoms ([CLS], padding) get zeros."""
+    atoms, slots = motif_membership[0], motif_membership[1]
+    sums = atom_states.new_zeros(num_slots, atom_states.size(1)).index_add_(0, slots, atom_states[atoms])
+    counts = atom_states.new_zeros(num_slots).index_add_(0, slots, atom_states.new_ones(slots.size(0)))
+    return sums / counts.clamp(min=1).unsqueeze(1)
+
+
+class FineMolTexMotifEmbeddings(nn.Module):
+    """Motif-stream input: per slot, content + position embedding, then LayerNorm and dropout.
+
+    Content: slot 0 -> learned [CLS] vector (the reference uses zeros); real motif -> Linear(pooled atom states);
+    masked motif -> learned [MASK] vector (its atoms and id are NOT used); padding -> zeros. With
+    `use_motif_id_embeddings`, unmasked real motifs also add a motif-id embedding."""
+
+    def __init__(self, config: FineMolTexConfig, graph_output_size: int):
+        super().__init__()
+        width = config.motif_stream_hidden_size
+        self.atom_projection = nn.Linear(graph_output_size, width)
+        self.cls_embedding = nn.Parameter(torch.zeros(width))
+        self.mask_embedding = nn.Parameter(torch.zeros(width))
+        self.position_embeddings = nn.Embedding(config.max_motif_positions, width)
+        self.motif_id_embeddings = (
+            nn.Embedding(config.motif_vocab_size, width, padding_idx=0) if config.use_motif_id_embeddings else None
+        )
+        self.norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def project(self, pooled_atoms: torch.Tensor) -> torch.Tensor:
+        """(B, M, H_gnn) -> (B, M, width)."""
+        return self.atom_projection(pooled_atoms)
+
+    def forward(
+        self,
+        projected_motifs: torch.Tensor,
+        motif_input_ids: torch.Tensor,
+        motif_attention_mask: torch.Tensor,
+        motif_position_ids: torch.Tensor,
+        motif_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """projected_motifs (B, M, D) from `project`; motif_mask Bool (B, M) or None -> (B, M, D)."""
+        batch, slots, width = projected_motifs.shape
+        is_cls = torch.zeros(slots, dtype=torch.bool, device=projected_motifs.device)
+        is_cls[0] = True
+        present = motif_attention_mask.bool() & ~is_cls
+        content = projected_motifs * present.unsqueeze(-1).to(projected_motifs.dtype)
+        if self.motif_id_embeddings is not None:
+            visible = present if motif_mask is None else present & ~motif_mask.bool()
+            content = content + self.motif_id_embeddings(motif_input_ids) * visible.unsqueeze(-1).to(content.dtype)
+        content = torch.where(is_cls.view(1, slots, 1), self.cls_embedding.to(content.dtype), content)
+        if motif_mask is not None:
+            content = torch.where(motif_mask.bool().unsqueeze(-1), self.mask_embedding.to(content.dtype), content)
+        return self.dropout(self.norm(content + self.position_embeddings(motif_position_ids)))
+
+
+# ================================================================================================ attention layers
+class FineMolTexAttention(nn.Module):
+    """Multi-head attention with `scaled_dot_product_attention`; queries and keys/values may come from streams of
+    different widths (co-attention). Output projected back to the query width."""
+
+    def __init__(self, query_size: int, key_value_size: int, inner_size: int, num_heads: int, dropout: float):
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_size = inner_size // num_heads
+        self.query = nn.Linear(query_size, inner_size)
+        self.key = nn.Linear(key_value_size, inner_size)
+        self.value = nn.Linear(key_value_size, inner_size)
+        self.output = nn.Linear(inner_size, query_size)
+        self.dropout = dropout
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(x.size(0), x.size(1), self.num_heads, self.head_size).transpose(1, 2)
+
+    def forward(self, queries: torch.Tensor, keys_values: torch.Tensor, key_padding_mask: torch.Tensor) -> torch.Tensor:
+        """queries (B, Sq, Dq), keys_values (B, Sk, Dk), key_padding_mask Bool (B, Sk) True = attend -> (B, Sq, Dq)."""
+        q, k, v = self._heads(self.query(queries)), self._heads(self.key(keys_values)), self._heads(self.value(keys_values))
+        mask = key_padding_mask[:, None, None, :]
+        context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        context = context.transpose(1, 2).reshape(queries.size(0), queries.size(1), -1)
+        return self.output(context)
+
+
+class FineMolTexFeedForward(nn.Module):
+    def __init__(self, hidden_size: int, intermediate_size: int, config: FineMolTexConfig):
+        super().__init__()
+        self.dense_in = nn.Linear(hidden_size, intermediate_size)
+        self.activation = ACT2FN[config.hidden_act]
+        self.dense_out = nn.Linear(intermediate_size, hidden_size)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.dense_out(self.activation(self.dense_in(x))))
+
+
+class FineMolTexTransformerLayer(GradientCheckpointingLayer):
+    """Post-LayerNorm (BERT-style) transformer encoder layer of a fusion stream."""
+
+    def __init__(self, hidden_size: int, num_heads: int, intermediate_size: int, config: FineMolTexConfig):
+        super().__init__()
+        self.attention = FineMolTexAttention(hidden_size, hidden_size, hidden_size, num_heads, config.attention_dropout_prob)
+        self.attention_dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.attention_norm = nn.LayerNorm(hidden_size, eps=config.layer_norm_eps)
+        self.feed_forward = FineMolTexFeedForward(hidden_size, intermediate_size, config)
+        self.output_norm = nn.LayerNorm(hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
+        """hidden_states (B, S, D), padding_mask Bool (B, S) True = real -> (B, S, D)."""
+        attended = self.attention(hidden_states, hidden_states, padding_mask)
+        hidden_states = self.attention_norm(hidden_states + self.attention_dropout(attended))
+        return self.output_norm(hidden_states + self.feed_forward(hidden_states))
+
+
+class FineMolTexCoAttentionLayer(GradientCheckpointingLayer):
+    """ViLBERT-style bi-directional co-attention block: motif queries attend over text keys/values and text
+    queries over motif keys/values (both from the block's inputs), each followed by residual + LayerNorm and a
+    feed-forward sub-layer with residual + LayerNorm."""
+
+    def __init__(self, config: FineMolTexConfig):
+        super().__init__()
+        motif, text = config.motif_stream_hidden_size, config.text_stream_hidden_size
+        inner, heads, ffn = config.coattention_hidden_size, config.coattention_num_heads, config.coattention_intermediate_size
+        self.motif_to_text = FineMolTexAttention(motif, text, inner, heads, config.attention_dropout_prob)
+        self.text_to_motif = FineMolTexAttention(text, motif, inner, heads, config.attention_dropout_prob)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.motif_attention_norm = nn.LayerNorm(motif, eps=config.layer_norm_eps)
+        self.text_attention_norm = nn.LayerNorm(text, eps=config.layer_norm_eps)
+        self.motif_feed_forward = FineMolTexFeedForward(motif, ffn, config)
+        self.text_feed_forward = FineMolTexFeedForward(text, ffn, config)
+        self.motif_output_norm = nn.LayerNorm(motif, eps=config.layer_norm_eps)
+        self.text_output_norm = nn.LayerNorm(text, eps=config.layer_norm_eps)
+
+    def forward(
+        self, motif_states: torch.Tensor, text_states: torch.Tensor, motif_padding_mask: torch.Tensor, text_padding_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, M, Dm), (B, L, Dt), Bool (B, M), Bool (B, L) -> ((B, M, Dm), (B, L, Dt))."""
+        motif_new = self.motif_attention_norm(
+            motif_states + self.dropout(self.motif_to_text(motif_states, text_states, text_padding_mask))
+        )
+        text_new = self.text_attention_norm(
+            text_states + self.dropout(self.text_to_motif(text_states, motif_states, motif_padding_mask))
+        )
+        motif_new = self.motif_output_norm(motif_new + self.motif_feed_forward(motif_new))
+        text_new = self.text_output_norm(text_new + self.text_feed_forward(text_new))
+        return motif_new, text_new
+
+
+class FineMolTexFusionEncoder(nn.Module):
+    """The motif stream and the text stream, with co-attention blocks between them in the fused pass."""
+
+    def __init__(self, config: FineMolTexConfig):
+        super().__init__()
+        self.motif_layers = nn.ModuleList(
+            FineMolTexTransformerLayer(
+                config.motif_stream_hidden_size, config.motif_stream_num_heads, config.motif_stream_intermediate_size, config
+            )
+            for _ in range(config.motif_stream_num_layers)
+        )
+        self.text_layers = nn.ModuleList(
+            FineMolTexTransformerLayer(
+                config.text_stream_hidden_size, config.text_stream_num_heads, config.text_stream_intermediate_size, config
+            )
+            for _ in range(config.text_stream_num_layers)
+        )
+        self.coattention_layers = nn.ModuleList(FineMolTexCoAttentionLayer(config) for _ in config.coattention_motif_layers)
+        self.schedule = list(zip(config.coattention_motif_layers, config.coattention_text_layers))
+
+    @staticmethod
+    def _run(layers, states, padding_mask, start: int, stop: int) -> torch.Tensor:
+        for layer in layers[start:stop]:
+            states = layer(states, padding_mask)
+        return states
+
+    def encode_motifs(self, motif_states: torch.Tensor, motif_padding_mask: torch.Tensor) -> torch.Tensor:
+        """Motif stream alone (no co-attention): (B, M, Dm) -> (B, M, Dm)."""
+        return self._run(self.motif_layers, motif_states, motif_padding_mask, 0, len(self.motif_layers))
+
+    def encode_text(self, text_states: torch.Tensor, text_padding_mask: torch.Tensor) -> torch.Tensor:
+        """Text stream alone (no co-attention): (B, L, Dt) -> (B, L, Dt)."""
+        return self._run(self.text_layers, text_states, text_padding_mask, 0, len(self.text_layers))
+
+    def fuse(
+        self, motif_states: torch.Tensor, motif_padding_mask: torch.Tensor, text_states: torch.Tensor, text_padding_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both streams with co-attention after the configured layers (1-based), ViLBERT schedule."""
+        motif_done = text_done = 0
+        for block, (motif_until, text_until) in zip(self.coattention_layers, self.schedule):
+            motif_states = self._run(self.motif_layers, motif_states, motif_padding_mask, motif_done, motif_until)
+            text_states = self._run(self.text_layers, text_states, text_padding_mask, text_done, text_until)
+            motif_states, text_states = block(motif_states, text_states, motif_padding_mask, text_padding_mask)
+            motif_done, text_done = motif_until, text_until
+        motif_states = self._run(self.motif_layers, motif_states, motif_padding_mask, motif_done, len(self.motif_layers))
+        text_states = self._run(self.text_layers, text_states, text_padding_mask, text_done, len(self.text_layers))
+        return motif_states, text_states
+
+
+class FineMolTexPredictionHead(nn.Module):
+    """BERT-style prediction head: dense + activation + LayerNorm, then a linear decoder."""
+
+    def __init__(self, hidden_size: int, num_classes: int, config: FineMolTexConfig):
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.activation = ACT2FN[config.hidden_act]
+        self.norm = nn.LayerNorm(hidden_size, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.norm(self.activation(self.dense(hidden_states))))
+
+
+# ================================================================================================ input checks
+def check_batch(config: FineMolTexConfig, batch: dict, values: bool = True) -> None:
+    """Raise `ValueError` for a batch that breaks the contract. Shape checks always; value checks (one host
+    sync) when `values`. Keys absent from `batch` are skipped (a tower may be run alone)."""
+    motif_ids = batch.get("motif_input_ids")
+    input_ids = batch.get("input_ids")
+    sizes = {name: batch[name].size(0) for name in ("motif_input_ids", "input_ids") if batch.get(name) is not None}
+    if any(size == 0 for size in sizes.values()):
+        raise ValueError("Empty batch: FineMolTex needs at least one molecule-text pair.")
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"Graph and text batch sizes differ: {sizes['motif_input_ids']} molecules vs {sizes['input_ids']} texts.")
+    conditions: dict[str, torch.Tensor] = {}
+    if input_ids is not None:
+        attention_mask = batch.get("attention_mask")
+        if attention_mask is None or attention_mask.shape != input_ids.shape:
+            raise ValueError("`attention_mask` is required and must have the shape of `input_ids` (B, L).")
+        conditions["a text row is all padding (attention_mask all zero)"] = (attention_mask.sum(dim=1) == 0).any()
+        vocab = getattr(config.text_config, "vocab_size", None)
+        if vocab is not None:
+            conditions[f"input_ids outside the text vocabulary (size {vocab})"] = ((input_ids < 0) | (input_ids >= vocab)).any()
+    if motif_ids is not None:
+        for name in GRAPH_INPUT_NAMES:
+            if batch.get(name) is None:
+                raise ValueError(f"Missing graph input `{name}`.")
+        batch_size, slots = motif_ids.shape
+        for name in ("motif_attention_mask", "motif_position_ids"):
+            if batch[name].shape != motif_ids.shape:
+                raise ValueError(f"`{name}` must have the shape of `motif_input_ids` {tuple(motif_ids.shape)}.")
+        if slots < 2:
+            raise ValueError("`motif_input_ids` needs slot 0 ([CLS]) and at least one motif slot per molecule.")
+        atoms, edges = batch["graph_atom_features"], batch["graph_edge_index"]
+        edge_features, membership, graph_batch = batch["graph_edge_features"], batch["motif_membership"], batch["graph_batch"]
+        if atoms.dim() != 2 or atoms.size(1) != len(config.atom_feature_sizes):
+            raise ValueError(f"`graph_atom_features` must be (N, {len(config.atom_feature_sizes)}), got {tuple(atoms.shape)}.")
+        if edges.dim() != 2 or edges.size(0) != 2:
+            raise ValueError(f"`graph_edge_index` must be (2, E), got {tuple(edges.shape)}.")
+        if edge_features.shape != (edges.size(1), len(config.bond_feature_sizes)):
+            raise ValueError(
+                f"`graph_edge_features` must be (E={edges.size(1)}, {len(config.bond_feature_sizes)}), got {tuple(edge_features.shape)}."
+            )
+        if membership.dim() != 2 or membership.size(0) != 2:
+            raise ValueError(f"`motif_membership` must be (2, K), got {tuple(membership.shape)}.")
+        if graph_batch.shape != (atoms.size(0),):
+            raise ValueError("`graph_batch` must have one molecule index per atom.")
+        if atoms.size(0) == 0:
+            raise ValueError("The batch has no atoms; every molecule needs at least one atom.")
+        if values:
+            num_atoms = atoms.size(0)
+            atom_limits = torch.tensor(config.atom_feature_sizes, device=atoms.device)
+            bond_limits = torch.tensor(config.bond_feature_sizes, device=atoms.device)
+            conditions["graph_atom_features outside atom_feature_sizes"] = ((atoms < 0) | (atoms >= atom_limits)).any()
+            if edges.numel():
+                conditions["graph_edge_features outside bond_feature_sizes"] = ((edge_features < 0) | (edge_features >= bond_limits)).any()
+                conditions["graph_edge_index outside [0, N)"] = ((edges < 0) | (edges >= num_atoms)).any()
+            conditions["graph_batch outside [0, B)"] = ((graph_batch < 0) | (graph_batch >= batch_size)).any()
+            conditions["a molecule has no atom"] = (torch.bincount(graph_batch.clamp(0, batch_size - 1), minlength=batch_size) == 0).any()
+            conditions[f"motif_input_ids outside [0, motif_vocab_size={config.motif_vocab_size})"] = (
+                (motif_ids < 0) | (motif_ids >= config.motif_vocab_size)
+            ).any()
+            positions = batch["motif_position_ids"]
+            conditions[f"motif_position_ids outside [0, max_motif_positions={config.max_motif_positions})"] = (
+                (positions < 0) | (positions >= config.max_motif_positions)
+            ).any()
+            real = batch["motif_attention_mask"].bool().clone()
+            real[:, 0] = False
+            conditions["a molecule has no motif"] = (real.sum(dim=1) == 0).any()
+            atom_index, slot_index = membership[0], membership[1]
+            bad_slot = (slot_index < 0) | (slot_index >= batch_size * slots) | (slot_index % slots == 0)
+            bad_atom = (atom_index < 0) | (atom_index >= num_atoms)
+            conditions["motif_membership outside the atoms or the motif slots (slot 0 is [CLS])"] = (bad_slot | bad_atom).any()
+            safe_atoms, safe_slots = atom_index.clamp(0, num_atoms - 1), slot_index.clamp(0, batch_size * slots - 1)
+            conditions["motif_membership links an atom to another molecule's motif"] = (
+                graph_batch[safe_atoms] != torch.div(safe_slots, slots, rounding_mode="floor")
+            ).any()
+            has_atoms = torch.zeros(batch_size * slots, dtype=torch.bool, device=motif_ids.device)
+            has_atoms[safe_slots] = True
+            conditions["a motif has no atom in motif_membership"] = (real.flatten() & ~has_atoms).any()
+    if values and conditions:
+        flags = torch.stack([c.to("cpu") if c.device.type != "cpu" else c for c in conditions.values()]).tolist()
+        problems = [message for message, bad in zip(conditions, flags) if bad]
+        if problems:
+            raise ValueError("Invalid FineMolTex batch: " + "; ".join(problems) + ".")
+
+
+# ================================================================================================ base class
+class FineMolTexPreTrainedModel(PreTrainedModel):
+    config_class = FineMolTexConfig
+    base_model_prefix = "finemoltex"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _no_split_modules = ["FineMolTexTransformerLayer", "FineMolTexCoAttentionLayer", "FineMolTexGraphEncoder"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module):
+        """GIN modules: PyTorch's default Linear init and xavier-uniform atom/bond embeddings (MoleculeSTM);
+        transformers' normal(0.02) there collapses the graph embedding (ENVIRONMENT.md). Stream layers and
+        heads: BERT-style normal(initializer_range). The HF text encoder is initialised by its own class (and
+        keeps loaded weights: transformers skips parameters flagged as initialised)."""
+        std = self.config.initializer_range
+        if getattr(module, "_finemoltex_gnn", False):
+            if isinstance(module, nn.Linear):
+                init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+                if module.bias is not None:
+                    bound = 1 / math.sqrt(module.in_features)
+                    init.uniform_(module.bias, -bound, bound)
+            elif isinstance(module, nn.Embedding):
+                init.xavier_uniform_(module.weight)
+            elif isinstance(module, nn.BatchNorm1d):
+                init.ones_(module.weight)
+                init.zeros_(module.bias)
+                init.zeros_(module.running_mean)
+                init.ones_(module.running_var)
+                init.zeros_(module.num_batches_tracked)
+            return
+        if isinstance(module, nn.Linear):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
+                init.zeros_(module.weight[module.padding_idx])
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, FineMolTexMotifEmbeddings):
+            init.normal_(module.cls_embedding, mean=0.0, std=std)
+            init.normal_(module.mask_embedding, mean=0.0, std=std)
+        elif isinstance(module, FineMolTexModel) and module.logit_scale is not None:
+            init.constant_(module.logit_scale, math.log(1.0 / self.config.contrastive_temperature))
+
+
+# ================================================================================================ base model
+def _build_text_encoder(config: FineMolTexConfig) -> PreTrainedModel:
+    """The HF text encoder with SDPA attention, without BERT's unused pooler. Pretrained weights from
+    `config.text_model_name_or_path` unless we are inside `from_pretrained` (meta device: the FineMolTex
+    checkpoint provides all weights)."""
+    kwargs = {"attn_implementation": "sdpa", "add_pooling_layer": False}
+    loading_checkpoint = get_torch_context_manager_or_global_device() == torch.device("meta")
+    path = config.text_model_name_or_path
+    for attempt in (kwargs, {"attn_implementation": "sdpa"}, {}):  # not every encoder takes these kwargs
+        try:
+            if path and not loading_checkpoint:
+                return AutoModel.from_pretrained(path, config=config.text_config, **attempt)
+            return AutoModel.from_config(config.text_config, **attempt)
+        except (TypeError, ValueError):
+            if not attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+class FineMolTexModel(FineMolTexPreTrainedModel):
+    """Graph tower (GIN -> motif stream) and text tower (HF encoder -> text stream), the co-attention blocks,
+    and the contrastive projections. `forward` runs both towers without co-attention and returns the
+    contrastive embeddings and similarity logits (`return_loss=True` adds the InfoNCE loss)."""
+
+    def __init__(self, config: FineMolTexConfig):
+        super().__init__(config)
+        self.graph_encoder = FineMolTexGraphEncoder(config)
+        self.motif_embeddings = FineMolTexMotifEmbeddings(config, self.graph_encoder.output_size)
+        self.text_model = _build_text_encoder(config)
+        text_width = config.text_config.hidden_size
+        self.text_input_projection = (
+            nn.Linear(text_width, config.text_stream_hidden_size) if text_width != config.text_stream_hidden_size else nn.Identity()
+        )
+        self.fusion = FineMolTexFusionEncoder(config)
+        self.graph_projection = nn.Linear(config.motif_stream_hidden_size, config.projection_dim)
+        self.text_projection = nn.Linear(config.text_stream_hidden_size, config.projection_dim)
+        self.logit_scale = (
+            nn.Parameter(torch.tensor(math.log(1.0 / config.contrastive_temperature))) if config.learnable_temperature else None
+        )
+        self.post_init()
+
+    # -------------------------------------------------------------------- pieces
+    def get_input_embeddings(self) -> nn.Module:
+        return self.text_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module):
+        self.text_model.set_input_embeddings(value)
+
+    @property
+    def temperature(self) -> torch.Tensor | float:
+        """Contrastive temperature (a tensor when learnable; the scale is capped at 100 as in CLIP)."""
+        if self.logit_scale is None:
+            return self.config.contrastive_temperature
+        return 1.0 / self.logit_scale.clamp(max=math.log(100.0)).exp()
+
+    def encode_atoms_and_motifs(
+        self,
+        graph_atom_features: torch.Tensor,
+        graph_edge_index: torch.Tensor,
+        graph_edge_features: torch.Tensor,
+        motif_membership: torch.Tensor,
+        num_molecules: int,
+        num_slots: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the GIN once: -> (atom states (N, H_gnn), projected motif contents (B, M, motif width))."""
+        atom_states = self.graph_encoder(graph_atom_features, graph_edge_index, graph_edge_features)
+        pooled = pool_motifs(atom_states, motif_membership, num_molecules * num_slots).view(num_molecules, num_slots, -1)
+        return atom_states, self.motif_embeddings.project(pooled)
+
+    def encode_text_tokens(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """HF text encoder + projection to the text-stream width: -> (encoder states, stream input (B, L, Dt))."""
+        kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        encoder_states = self.text_model(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+        return encoder_states, self.text_input_projection(encoder_states)
+
+    def graph_embeds_from_motif_states(self, motif_states: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.graph_projection(motif_states[:, 0]).float(), dim=-1)
+
+    def text_embeds_from_text_states(self, text_states: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.text_projection(text_states[:, 0]).float(), dim=-1)
+
+    # -------------------------------------------------------------------- single towers (retrieval)
+    def get_graph_features(
+        self,
+        graph_atom_features: torch.Tensor,
+        graph_edge_index: torch.Tensor,
+        graph_edge_features: torch.Tensor,
+        graph_batch: torch.Tensor,
+        motif_input_ids: torch.Tensor,
+        motif_attention_mask: torch.Tensor,
+        motif_position_ids: torch.Tensor,
+        motif_membership: torch.Tensor,
+        **kwargs,
+    ) -> torch.Tensor:
+        """Molecule embeddings (B, projection_dim), L2-normalised: motif-stream CLS, no co-attention."""
+        batch = dict(
+            graph_atom_features=graph_atom_features,
+            graph_edge_index=graph_edge_index,
+            graph_edge_features=graph_edge_features,
+            graph_batch=graph_batch,
+            motif_input_ids=motif_input_ids,
+            motif_attention_mask=motif_attention_mask,
+            motif_position_ids=motif_position_ids,
+            motif_membership=motif_membership,
+        )
+        check_batch(self.config, batch, values=self.config.check_inputs)
+        num_molecules, num_slots = motif_input_ids.shape
+        _, projected = self.encode_atoms_and_motifs(
+            graph_atom_features, graph_edge_index, graph_edge_features, motif_membership, num_molecules, num_slots
+        )
+        motif_inputs = self.motif_embeddings(projected, motif_input_ids, motif_attention_mask, motif_position_ids)
+        motif_states = self.fusion.encode_motifs(motif_inputs, motif_attention_mask.bool())
+        return self.graph_embeds_from_motif_states(motif_states)
+
+    def get_text_features(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None, **kwargs
+    ) -> torch.Tensor:
+        """Text embeddings (B, projection_dim), L2-normalised: text-stream CLS, no co-attention."""
+        check_batch(self.config, {"input_ids": input_ids, "attention_mask": attention_mask}, values=self.config.check_inputs)
+        _, stream_inputs = self.encode_text_tokens(input_ids, attention_mask, token_type_ids)
+        text_states = self.fusion.encode_text(stream_inputs, attention_mask.bool())
+        return self.text_embeds_from_text_states(text_states)
+
+    # -------------------------------------------------------------------- contrastive
+    def contrastive(
+        self, graph_embeds: torch.Tensor, text_embeds: torch.Tensor, duplicate_key: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Gather negatives across processes (config.gather_negatives), mask duplicates, -> (loss, logits_per_graph,
+        accuracy). Logits are fp32."""
+        tensors = [graph_embeds, text_embeds] + ([duplicate_key] if duplicate_key is not None else [])
+        if self.config.gather_negatives:
+            tensors = list(gather_features(*tensors))
+        all_graph, all_text = tensors[0], tensors[1]
+        duplicate_mask = losses.duplicate_negative_mask(tensors[2]) if duplicate_key is not None else None
+        logits = losses.contrastive_logits(all_graph, all_text, self.temperature, duplicate_mask)
+        targets = torch.arange(logits.size(0), device=logits.device)
+        loss = 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.t(), targets))
+        return loss, logits, losses.contrastive_accuracy(logits)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        graph_atom_features: torch.Tensor | None = None,
+        graph_edge_index: torch.Tensor | None = None,
+        graph_edge_features: torch.Tensor | None = None,
+        graph_batch: torch.Tensor | None = None,
+        motif_input_ids: torch.Tensor | None = None,
+        motif_attention_mask: torch.Tensor | None = None,
+        motif_position_ids: torch.Tensor | None = None,
+        motif_membership: torch.Tensor | None = None,
+        duplicate_key: torch.Tensor | None = None,
+        return_loss: bool = False,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> FineMolTexModelOutput | tuple:
+        """Both towers without co-attention. `duplicate_key` Long (B,) (e.g. hash of the canonical SMILES): rows
+        with equal keys are not negatives of each other."""
+        batch = dict(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            graph_atom_features=graph_atom_features,
+            graph_edge_index=graph_edge_index,
+            graph_edge_features=graph_edge_features,
+            graph_batch=graph_batch,
+            motif_input_ids=motif_input_ids,
+            motif_attention_mask=motif_attention_mask,
+            motif_position_ids=motif_position_ids,
+            motif_membership=motif_membership,
+        )
+        if input_ids is None or motif_input_ids is None:
+            raise ValueError("FineMolTexModel.forward needs both the text and the graph inputs; use get_text_features / get_graph_features for one tower.")
+        check_batch(self.config, batch, values=self.config.check_inputs)
+        num_molecules, num_slots = motif_input_ids.shape
+        atom_states, projected = self.encode_atoms_and_motifs(
+            graph_atom_features, graph_edge_index, graph_edge_features, motif_membership, num_molecules, num_slots
+        )
+        motif_inputs = self.motif_embeddings(projected, motif_input_ids, motif_attention_mask, motif_position_ids)
+        motif_states = self.fusion.encode_motifs(motif_inputs, motif_attention_mask.bool())
+        encoder_states, stream_inputs = self.encode_text_tokens(input_ids, attention_mask, token_type_ids)
+        text_states = self.fusion.encode_text(stream_inputs, attention_mask.bool())
+        graph_embeds = self.graph_embeds_from_motif_states(motif_states)
+        text_embeds = self.text_embeds_from_text_states(text_states)
+        if return_loss:
+            loss, logits, _ = self.contrastive(graph_embeds, text_embeds, duplicate_key)
+        else:
+            loss = None
+            mask = losses.duplicate_negative_mask(duplicate_key) if duplicate_key is not None else None
+            logits = losses.contrastive_logits(graph_embeds, text_embeds, self.temperature, mask)
+        output = FineMolTexModelOutput(
+            loss=loss,
+            logits_per_graph=logits,
+            logits_per_text=logits.t(),
+            graph_embeds=graph_embeds,
+            text_embeds=text_embeds,
+            atom_hidden_states=atom_states,
+            motif_last_hidden_state=motif_states,
+            text_last_hidden_state=text_states,
+            text_encoder_last_hidden_state=encoder_states,
+        )
+        return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
+
+
+# Module-level indirection so tests (and exotic launchers) can swap the collective.
+gather_features = losses.gather_features
+
+
+# ================================================================================================ pre-training
+class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
+    """FineMolTex pre-training: contrastive (coarse) + masked-motif and masked-word prediction through the
+    co-attention pass (fine).
+
+    One step: the GIN runs once; the unmasked motif slots and the unmasked text go through their streams
+    WITHOUT co-attention for InfoNCE; masked motif slots ([MASK] vector instead of pooled atoms, see
+    `FineMolTexMotifEmbeddings`) and masked text go through the fused pass, whose outputs at the masked
+    positions feed the motif head (num_motif_targets classes) and the MLM head (text vocabulary). The text
+    encoder sees the unmasked and the masked text in one call (batch concatenated).
+
+    Masks are drawn per call: motifs among target slots (`motif_candidates`), words among non-special
+    attended tokens, `max(1, round(rate * n))` per example, uniform or (motifs) importance-weighted, from a
+    generator seeded by `mask_seed` (argument, else config) when given. `motif_mask` / `word_mask` (Bool)
+    override the sampling (e.g. masks made by a collator); `motif_importance` (B, M) floats override the
+    default importance scores (log of the frequency rank: rarer motifs are masked more often).
+    """
+
+    def __init__(self, config: FineMolTexConfig):
+        super().__init__(config)
+        self.finemoltex = FineMolTexModel(config)
+        self.motif_head = FineMolTexPredictionHead(config.motif_stream_hidden_size, config.num_motif_targets, config)
+        self.mlm_head = FineMolTexPredictionHead(config.text_stream_hidden_size, config.text_config.vocab_size, config)
+        self._mask_generator: torch.Generator | None = None
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.finemoltex.get_input_embeddings()
+
+    def _generator(self, mask_seed: int | None) -> torch.Generator | None:
+        if mask_seed is not None:
+            return torch.Generator().manual_seed(int(mask_seed))
+        if self.config.mask_seed is None:
+            return None
+        if self._mask_generator is None:  # one stream of masks per model instance: new masks every call
+            self._mask_generator = torch.Generator().manual_seed(int(self.config.mask_seed))
+        return self._mask_generator
+
+    def default_motif_importance(self, motif_input_ids: torch.Tensor) -> torch.Tensor:
+        """Importance scores (B, M): log(1 + frequency rank) of each target motif (ids are frequency-ranked), so
+        rare, informative motifs are masked more often than ubiquitous ones like benzene."""
+        rank = (motif_input_ids - 4).clamp(min=0).float()
+        return torch.log1p(rank)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        graph_atom_features: torch.Tensor | None = None,
+        graph_edge_index: torch.Tensor | None = None,
+        graph_edge_features: torch.Tensor | None = None,
+        graph_batch: torch.Tensor | None = None,
+        motif_input_ids: torch.Tensor | None = None,
+        motif_attention_mask: torch.Tensor | None = None,
+        motif_position_ids: torch.Tensor | None = None,
+        motif_membership: torch.Tensor | None = None,
+        duplicate_key: torch.Tensor | None = None,
+        motif_mask: torch.Tensor | None = None,
+        word_mask: torch.Tensor | None = None,
+        motif_importance: torch.Tensor | None = None,
+        mask_seed: int | None = None,
+        return_loss: bool = True,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> FineMolTexForPreTrainingOutput | tuple:
+        """See the class docstring. Shapes follow the batch contract; `duplicate_key` Long (B,)."""
+        config = self.config
+        model = self.finemoltex
+        if input_ids is None or motif_input_ids is None:
+            raise ValueError("FineMolTexForPreTraining needs both the text and the graph inputs.")
+        batch = dict(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            graph_atom_features=graph_atom_features,
+            graph_edge_index=graph_edge_index,
+            graph_edge_features=graph_edge_features,
+            graph_batch=graph_batch,
+            motif_input_ids=motif_input_ids,
+            motif_attention_mask=motif_attention_mask,
+            motif_position_ids=motif_position_ids,
+            motif_membership=motif_membership,
+        )
+        check_batch(config, batch, values=config.check_inputs)
+        num_molecules, num_slots = motif_input_ids.shape
+        generator = self._generator(mask_seed)
+
+        # ---- masks (random per call unless given)
+        if motif_mask is None:
+            candidates = losses.motif_candidates(motif_input_ids, motif_attention_mask, config.num_motif_targets)
+            scores = None
+            if config.motif_masking_strategy == "importance":
+                scores = motif_importance if motif_importance is not None else self.default_motif_importance(motif_input_ids)
+            motif_mask = losses.sample_mask(candidates, config.motif_mask_rate, generator, scores, config.importance_temperature)
+        motif_mask = motif_mask.bool()
+        if word_mask is None:
+            candidates = losses.word_candidates(input_ids, attention_mask, config.text_special_token_ids)
+            word_mask = losses.sample_mask(candidates, config.word_mask_rate, generator)
+        word_mask = word_mask.bool()
+        masked_input_ids, word_labels = losses.mask_words(
+            input_ids,
+            word_mask,
+            config.text_mask_token_id,
+            config.text_config.vocab_size,
+            config.word_masking_scheme,
+            config.text_special_token_ids,
+            generator,
+        )
+
+        # ---- graph: GIN once, two views of the motif slots
+        _, projected = model.encode_atoms_and_motifs(
+            graph_atom_features, graph_edge_index, graph_edge_features, motif_membership, num_molecules, num_slots
+        )
+        motif_padding = motif_attention_mask.bool()
+        clean_motifs = model.motif_embeddings(projected, motif_input_ids, motif_attention_mask, motif_position_ids)
+        masked_motifs = model.motif_embeddings(projected, motif_input_ids, motif_attention_mask, motif_position_ids, motif_mask)
+
+        # ---- text: clean and masked text through the encoder in one call
+        both_types = torch.cat([token_type_ids, token_type_ids]) if token_type_ids is not None else None
+        _, text_inputs = model.encode_text_tokens(
+            torch.cat([input_ids, masked_input_ids]), torch.cat([attention_mask, attention_mask]), both_types
+        )
+        clean_text, masked_text = text_inputs[:num_molecules], text_inputs[num_molecules:]
+        text_padding = attention_mask.bool()
+
+        # ---- coarse: towers without co-attention
+        graph_embeds = model.graph_embeds_from_motif_states(model.fusion.encode_motifs(clean_motifs, motif_padding))
+        text_embeds = model.text_embeds_from_text_states(model.fusion.encode_text(clean_text, text_padding))
+        contrastive_loss, logits, accuracy = model.contrastive(graph_embeds, text_embeds, duplicate_key)
+
+        # ---- fine: fused pass on masked inputs, heads at masked positions only
+        fused_motifs, fused_text = model.fusion.fuse(masked_motifs, motif_padding, masked_text, text_padding)
+        motif_logits = self.motif_head(fused_motifs[motif_mask])
+        motif_labels = losses.masked_motif_labels(motif_input_ids, motif_mask)[motif_mask]
+        mlm_logits = self.mlm_head(fused_text[word_mask])
+        mlm_labels = word_labels[word_mask]
+
+        loss = masked_motif_loss = masked_lm_loss = None
+        if return_loss:
+            masked_motif_loss = losses.masked_cross_entropy(motif_logits, motif_labels)
+            masked_lm_loss = losses.masked_cross_entropy(mlm_logits, mlm_labels)
+            loss = (
+                config.contrastive_weight * contrastive_loss
+                + config.masked_motif_weight * masked_motif_loss
+                + config.masked_lm_weight * masked_lm_loss
+            )
+        output = FineMolTexForPreTrainingOutput(
+            loss=loss,
+            contrastive_loss=contrastive_loss if return_loss else None,
+            masked_motif_loss=masked_motif_loss,
+            masked_lm_loss=masked_lm_loss,
+            contrastive_accuracy=accuracy,
+            logits_per_graph=logits,
+            logits_per_text=logits.t(),
+            graph_embeds=graph_embeds,
+            text_embeds=text_embeds,
+            masked_motif_logits=motif_logits,
+            masked_motif_labels=motif_labels,
+            mlm_logits=mlm_logits,
+            mlm_labels=mlm_labels,
+            motif_mask=motif_mask,
+            word_mask=word_mask,
+            fused_motif_hidden_state=fused_motifs,
+            fused_text_hidden_state=fused_text,
+        )
+        return output if (return_dict if return_dict is not None else config.return_dict) else output.to_tuple()
+
+
+# ================================================================================================ registration
+def register_auto_classes() -> None:
+    """Register FineMolTex with AutoConfig / AutoModel / AutoModelForPreTraining (model_type "finemoltex")."""
+    AutoConfig.register(FineMolTexConfig.model_type, FineMolTexConfig, exist_ok=True)
+    AutoModel.register(FineMolTexConfig, FineMolTexModel, exist_ok=True)
+    AutoModelForPreTraining.register(FineMolTexConfig, FineMolTexForPreTraining, exist_ok=True)
+
+
+# Remote code: `save_pretrained` copies this folder's .py files and writes `auto_map`.
+FineMolTexModel.register_for_auto_class("AutoModel")
+FineMolTexForPreTraining.register_for_auto_class("AutoModelForPreTraining")
+
+__all__ = [
+    "FineMolTexCoAttentionLayer",
+    "FineMolTexForPreTraining",
+    "FineMolTexForPreTrainingOutput",
+    "FineMolTexGraphEncoder",
+    "FineMolTexModel",
+    "FineMolTexModelOutput",
+    "FineMolTexPreTrainedModel",
+    "check_batch",
+    "pool_motifs",
+    "register_auto_classes",
+]

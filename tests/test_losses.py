@@ -1,0 +1,175 @@
+"""Tests of the pure maths in modeling_finemoltex/losses_finemoltex.py."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from modeling_finemoltex import losses_finemoltex as L
+
+
+# ----------------------------------------------------------------------------------------- sample_mask
+def test_sample_mask_counts_subset_and_empty_rows():
+    candidates = torch.tensor(
+        [[0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], [0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0], [0] * 11, [1] * 11], dtype=torch.bool
+    )
+    mask = L.sample_mask(candidates, 0.2, torch.Generator().manual_seed(0))
+    assert not (mask & ~candidates).any()
+    # max(1, round(0.2 * n)): n=10 -> 2, n=1 -> 1, n=0 -> 0, n=11 -> 2
+    assert mask.sum(1).tolist() == [2, 1, 0, 2]
+    assert not L.sample_mask(candidates, 0.0).any()
+    assert L.sample_mask(candidates[:0], 0.2).shape == (0, 11)
+
+
+def test_sample_mask_seeded_and_random_per_call():
+    candidates = torch.ones(8, 50, dtype=torch.bool)
+    a = L.sample_mask(candidates, 0.2, torch.Generator().manual_seed(3))
+    b = L.sample_mask(candidates, 0.2, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    g = torch.Generator().manual_seed(3)
+    assert not torch.equal(L.sample_mask(candidates, 0.2, g), L.sample_mask(candidates, 0.2, g))
+
+
+def test_uniform_sampling_is_uniform():
+    candidates = torch.ones(20000, 5, dtype=torch.bool)
+    mask = L.sample_mask(candidates, 0.2, torch.Generator().manual_seed(0))  # one per row
+    freq = mask.float().mean(0)
+    assert torch.allclose(freq, torch.full((5,), 0.2), atol=0.02)
+
+
+def test_importance_sampling_follows_single_softmax():
+    """Selection frequencies (one draw per row) equal softmax(scores / T): the softmax is applied once. Applying
+    it twice (the reference's bug) would flatten these to near-uniform."""
+    scores = torch.tensor([0.0, 1.0, 2.0, 3.0, -1.0])
+    candidates = torch.ones(20000, 5, dtype=torch.bool)
+    mask = L.sample_mask(candidates, 0.2, torch.Generator().manual_seed(0), scores.expand(20000, 5), temperature=1.0)
+    freq = mask.float().mean(0)
+    expected = torch.softmax(scores, 0)
+    assert torch.allclose(freq, expected, atol=0.02)
+    assert freq.max() - freq.min() > 0.4  # far from uniform
+    twice = torch.softmax(torch.softmax(scores, 0), 0)
+    assert twice.max() - twice.min() < 0.15  # what the double softmax would have given
+
+
+def test_importance_sampling_ignores_non_candidates():
+    scores = torch.tensor([[10.0, 0.0, 0.0, 0.0]]).expand(1000, 4)
+    candidates = torch.tensor([[0, 1, 1, 1]], dtype=torch.bool).expand(1000, 4)
+    mask = L.sample_mask(candidates, 0.34, torch.Generator().manual_seed(1), scores)
+    assert not mask[:, 0].any() and (mask.sum(1) == 1).all()
+
+
+# ----------------------------------------------------------------------------------------- motifs / words
+def test_motif_candidates_and_labels():
+    ids = torch.tensor([[3, 4, 1, 19, 20, 5, 0]])  # CLS, target, UNK, last target (T=16), rare, target, PAD
+    attn = torch.tensor([[1, 1, 1, 1, 1, 1, 0]])
+    cand = L.motif_candidates(ids, attn, num_motif_targets=16)
+    assert cand.tolist() == [[False, True, False, True, False, True, False]]
+    labels = L.masked_motif_labels(ids, cand)
+    assert labels.tolist() == [[-100, 0, -100, 15, -100, 1, -100]]
+
+
+def test_word_candidates_skip_special_and_padding():
+    ids = torch.tensor([[101, 2000, 2001, 102, 0], [101, 103, 2500, 102, 0]])
+    attn = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 0]])
+    cand = L.word_candidates(ids, attn, [0, 100, 101, 102, 103])
+    assert cand.tolist() == [[False, True, True, False, False], [False, False, True, False, False]]
+
+
+def test_mask_words_bert_scheme_proportions():
+    ids = torch.randint(1000, 2000, (400, 100), generator=torch.Generator().manual_seed(0))
+    word_mask = torch.rand(400, 100, generator=torch.Generator().manual_seed(1)) < 0.5
+    masked, labels = L.mask_words(ids, word_mask, 103, 30522, "bert", [0, 100, 101, 102, 103], torch.Generator().manual_seed(2))
+    assert torch.equal(masked[~word_mask], ids[~word_mask])
+    assert (labels[~word_mask] == -100).all() and torch.equal(labels[word_mask], ids[word_mask])
+    sel = masked[word_mask]
+    orig = ids[word_mask]
+    frac_mask = (sel == 103).float().mean().item()
+    frac_kept = (sel == orig).float().mean().item()
+    assert abs(frac_mask - 0.8) < 0.02 and abs(frac_kept - 0.1) < 0.02
+    assert not torch.isin(sel[(sel != 103) & (sel != orig)], torch.tensor([0, 100, 101, 102])).any()
+
+
+def test_mask_words_mask_scheme():
+    ids = torch.tensor([[101, 2000, 2001, 102]])
+    word_mask = torch.tensor([[False, True, False, False]])
+    masked, labels = L.mask_words(ids, word_mask, 103, 30522, "mask")
+    assert masked.tolist() == [[101, 103, 2001, 102]]
+    assert labels.tolist() == [[-100, 2000, -100, -100]]
+    with pytest.raises(ValueError):
+        L.mask_words(ids, word_mask, 103, 30522, "span")
+
+
+# ----------------------------------------------------------------------------------------- losses
+def test_masked_cross_entropy_empty_is_zero_with_grad():
+    logits = torch.randn(0, 7, requires_grad=True)
+    loss = L.masked_cross_entropy(logits, torch.zeros(0, dtype=torch.long))
+    assert loss.item() == 0.0 and torch.isfinite(loss)
+    loss.backward()
+    logits = torch.randn(3, 7, requires_grad=True)
+    loss = L.masked_cross_entropy(logits, torch.full((3,), -100))
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.equal(logits.grad, torch.zeros_like(logits))
+
+
+def test_masked_cross_entropy_matches_mean():
+    logits = torch.randn(5, 7)
+    labels = torch.tensor([1, -100, 3, 6, -100])
+    keep = labels != -100
+    assert torch.allclose(L.masked_cross_entropy(logits, labels), F.cross_entropy(logits[keep], labels[keep]))
+
+
+def _embeds(b, d, seed):
+    g = torch.Generator().manual_seed(seed)
+    return F.normalize(torch.randn(b, d, generator=g), dim=-1)
+
+
+def test_contrastive_loss_matches_definition():
+    g, t = _embeds(6, 8, 0), _embeds(6, 8, 1)
+    logits = g @ t.T / 0.1
+    expected = 0.5 * (
+        -torch.log_softmax(logits, 1).diagonal().mean() - torch.log_softmax(logits, 0).diagonal().mean()
+    )
+    assert torch.allclose(L.contrastive_loss(g, t, 0.1), expected, atol=1e-6)
+    assert L.contrastive_loss(g, g, 0.01) < 0.01  # aligned pairs -> ~0
+    assert L.contrastive_accuracy(g @ g.T).item() == 1.0
+
+
+def test_duplicates_are_not_negatives():
+    g, t = _embeds(5, 8, 0), _embeds(5, 8, 1)
+    key = torch.tensor([7, 3, 7, 9, 3])
+    dup = L.duplicate_negative_mask(key)
+    assert dup.tolist()[0] == [False, False, True, False, False] and not dup.diagonal().any()
+    logits = L.contrastive_logits(g, t, 0.1, dup)
+    assert torch.isinf(logits[0, 2]) and torch.isinf(logits[2, 0]) and torch.isfinite(logits.diagonal()).all()
+    # the loss equals InfoNCE computed by hand over the allowed columns/rows only
+    raw = g @ t.T / 0.1
+    allowed = ~dup
+    g2t = torch.stack([-(raw[i, i] - torch.logsumexp(raw[i][allowed[i]], 0)) for i in range(5)]).mean()
+    t2g = torch.stack([-(raw[i, i] - torch.logsumexp(raw[:, i][allowed[:, i]], 0)) for i in range(5)]).mean()
+    assert torch.allclose(L.contrastive_loss(g, t, 0.1, dup), 0.5 * (g2t + t2g), atol=1e-5)
+    # a duplicate's text can no longer be "confused" with the positive: changing it leaves the loss unchanged
+    t_changed = t.clone()
+    t_changed[2] = t[0]
+    loss_a = L.contrastive_logits(g, t_changed, 0.1, dup)[0]
+    assert torch.isinf(loss_a[2])
+
+
+def test_contrastive_logits_fp32_under_bf16_autocast():
+    g, t = _embeds(4, 8, 0).bfloat16(), _embeds(4, 8, 1).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = L.contrastive_logits(g, t, 0.1)
+        loss = L.contrastive_loss(g, t, 0.1)
+    assert logits.dtype == torch.float32 and loss.dtype == torch.float32 and torch.isfinite(loss)
+
+
+def test_gather_features_identity_without_distributed():
+    a, b = torch.randn(3, 4), torch.randn(3, 4)
+    out = L.gather_features(a, b)
+    assert out[0] is a and out[1] is b
+
+
+def test_contrastive_loss_empty_batch_is_finite():
+    assert L.contrastive_loss(torch.zeros(0, 4), torch.zeros(0, 4), 0.1).item() == 0.0
+    assert not math.isnan(L.contrastive_accuracy(torch.zeros(0, 0)).item())
