@@ -45,7 +45,18 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_utils import get_torch_context_manager_or_global_device
 from transformers.utils import ModelOutput
 
-from . import losses_finemoltex as losses
+from .losses_finemoltex import (
+    contrastive_accuracy,
+    contrastive_logits,
+    duplicate_negative_mask,
+    gather_features,
+    mask_words,
+    masked_cross_entropy,
+    masked_motif_labels,
+    motif_candidates,
+    sample_mask,
+    word_candidates,
+)
 from .configuration_finemoltex import MOTIF_CLS_ID, FineMolTexConfig
 
 GRAPH_INPUT_NAMES = (
@@ -673,13 +684,13 @@ class FineMolTexModel(FineMolTexPreTrainedModel):
         accuracy). Logits are fp32."""
         tensors = [graph_embeds, text_embeds] + ([duplicate_key] if duplicate_key is not None else [])
         if self.config.gather_negatives:
-            tensors = list(gather_features(*tensors))
+            tensors = list(gather_features(*tensors))  # module global: tests swap it for a fake
         all_graph, all_text = tensors[0], tensors[1]
-        duplicate_mask = losses.duplicate_negative_mask(tensors[2]) if duplicate_key is not None else None
-        logits = losses.contrastive_logits(all_graph, all_text, self.temperature, duplicate_mask)
+        duplicate_mask = duplicate_negative_mask(tensors[2]) if duplicate_key is not None else None
+        logits = contrastive_logits(all_graph, all_text, self.temperature, duplicate_mask)
         targets = torch.arange(logits.size(0), device=logits.device)
         loss = 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.t(), targets))
-        return loss, logits, losses.contrastive_accuracy(logits)
+        return loss, logits, contrastive_accuracy(logits)
 
     def forward(
         self,
@@ -730,8 +741,8 @@ class FineMolTexModel(FineMolTexPreTrainedModel):
             loss, logits, _ = self.contrastive(graph_embeds, text_embeds, duplicate_key)
         else:
             loss = None
-            mask = losses.duplicate_negative_mask(duplicate_key) if duplicate_key is not None else None
-            logits = losses.contrastive_logits(graph_embeds, text_embeds, self.temperature, mask)
+            mask = duplicate_negative_mask(duplicate_key) if duplicate_key is not None else None
+            logits = contrastive_logits(graph_embeds, text_embeds, self.temperature, mask)
         output = FineMolTexModelOutput(
             loss=loss,
             logits_per_graph=logits,
@@ -744,10 +755,6 @@ class FineMolTexModel(FineMolTexPreTrainedModel):
             text_encoder_last_hidden_state=encoder_states,
         )
         return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
-
-
-# Module-level indirection so tests (and exotic launchers) can swap the collective.
-gather_features = losses.gather_features
 
 
 # ================================================================================================ pre-training
@@ -839,17 +846,17 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
 
         # ---- masks (random per call unless given)
         if motif_mask is None:
-            candidates = losses.motif_candidates(motif_input_ids, motif_attention_mask, config.num_motif_targets)
+            candidates = motif_candidates(motif_input_ids, motif_attention_mask, config.num_motif_targets)
             scores = None
             if config.motif_masking_strategy == "importance":
                 scores = motif_importance if motif_importance is not None else self.default_motif_importance(motif_input_ids)
-            motif_mask = losses.sample_mask(candidates, config.motif_mask_rate, generator, scores, config.importance_temperature)
+            motif_mask = sample_mask(candidates, config.motif_mask_rate, generator, scores, config.importance_temperature)
         motif_mask = motif_mask.bool()
         if word_mask is None:
-            candidates = losses.word_candidates(input_ids, attention_mask, config.text_special_token_ids)
-            word_mask = losses.sample_mask(candidates, config.word_mask_rate, generator)
+            candidates = word_candidates(input_ids, attention_mask, config.text_special_token_ids)
+            word_mask = sample_mask(candidates, config.word_mask_rate, generator)
         word_mask = word_mask.bool()
-        masked_input_ids, word_labels = losses.mask_words(
+        masked_input_ids, word_labels = mask_words(
             input_ids,
             word_mask,
             config.text_mask_token_id,
@@ -883,14 +890,14 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
         # ---- fine: fused pass on masked inputs, heads at masked positions only
         fused_motifs, fused_text = model.fusion.fuse(masked_motifs, motif_padding, masked_text, text_padding)
         motif_logits = self.motif_head(fused_motifs[motif_mask])
-        motif_labels = losses.masked_motif_labels(motif_input_ids, motif_mask)[motif_mask]
+        motif_labels = masked_motif_labels(motif_input_ids, motif_mask)[motif_mask]
         mlm_logits = self.mlm_head(fused_text[word_mask])
         mlm_labels = word_labels[word_mask]
 
         loss = masked_motif_loss = masked_lm_loss = None
         if return_loss:
-            masked_motif_loss = losses.masked_cross_entropy(motif_logits, motif_labels)
-            masked_lm_loss = losses.masked_cross_entropy(mlm_logits, mlm_labels)
+            masked_motif_loss = masked_cross_entropy(motif_logits, motif_labels)
+            masked_lm_loss = masked_cross_entropy(mlm_logits, mlm_labels)
             loss = (
                 config.contrastive_weight * contrastive_loss
                 + config.masked_motif_weight * masked_motif_loss

@@ -150,28 +150,32 @@ def distinct_pairs_batch(config: FineMolTexConfig, num_pairs: int = 16, seed: in
 
 
 def select_molecules(batch: dict[str, torch.Tensor], order: list[int]) -> dict[str, torch.Tensor]:
-    """Reorder (or subset) the molecules and texts of a collated batch, re-indexing atoms, edges and slots."""
-    graph_batch = batch["graph_batch"]
+    """Reorder, subset or repeat the molecules (and texts) of a collated batch, re-indexing atoms, edges and
+    motif slots (a test helper, so a loop over molecules is fine here)."""
+    graph_batch, edges, membership = batch["graph_batch"], batch["graph_edge_index"], batch["motif_membership"]
     slots = batch["motif_input_ids"].size(1)
-    counts = torch.bincount(graph_batch, minlength=batch["motif_input_ids"].size(0))
-    starts = torch.cumsum(counts, 0) - counts
-    atom_order = torch.cat([torch.arange(starts[b], starts[b] + counts[b]) for b in order])
-    new_index = torch.full((graph_batch.numel(),), -1, dtype=torch.long)
-    new_index[atom_order] = torch.arange(atom_order.numel())
-    edges = batch["graph_edge_index"]
-    keep_edges = (new_index[edges[0]] >= 0) & (new_index[edges[1]] >= 0)
-    slot_map = torch.full((batch["motif_input_ids"].numel(),), -1, dtype=torch.long)
+    atoms, edge_index, edge_rows, members, new_batch = [], [], [], [], []
+    offset = 0
     for new_b, old_b in enumerate(order):
-        slot_map[old_b * slots : (old_b + 1) * slots] = torch.arange(new_b * slots, (new_b + 1) * slots)
-    membership = batch["motif_membership"]
-    keep_members = new_index[membership[0]] >= 0
+        atom_ids = (graph_batch == old_b).nonzero().flatten()
+        local = torch.full((graph_batch.numel(),), -1, dtype=torch.long)
+        local[atom_ids] = torch.arange(atom_ids.numel()) + offset
+        keep = (local[edges[0]] >= 0) & (local[edges[1]] >= 0)
+        atoms.append(batch["graph_atom_features"][atom_ids])
+        edge_index.append(local[edges[:, keep]])
+        edge_rows.append(batch["graph_edge_features"][keep])
+        in_molecule = torch.div(membership[1], slots, rounding_mode="floor") == old_b
+        members.append(torch.stack([local[membership[0, in_molecule]], membership[1, in_molecule] - old_b * slots + new_b * slots]))
+        new_batch.append(torch.full((atom_ids.numel(),), new_b, dtype=torch.long))
+        offset += atom_ids.numel()
+    index = torch.tensor(order, dtype=torch.long)
     out = {
-        "graph_atom_features": batch["graph_atom_features"][atom_order],
-        "graph_edge_index": new_index[edges[:, keep_edges]],
-        "graph_edge_features": batch["graph_edge_features"][keep_edges],
-        "graph_batch": torch.repeat_interleave(torch.arange(len(order)), counts[order]),
-        "motif_membership": torch.stack([new_index[membership[0, keep_members]], slot_map[membership[1, keep_members]]]),
+        "graph_atom_features": torch.cat(atoms) if atoms else batch["graph_atom_features"][:0],
+        "graph_edge_index": torch.cat(edge_index, dim=1) if edge_index else edges[:, :0],
+        "graph_edge_features": torch.cat(edge_rows) if edge_rows else batch["graph_edge_features"][:0],
+        "graph_batch": torch.cat(new_batch) if new_batch else graph_batch[:0],
+        "motif_membership": torch.cat(members, dim=1) if members else membership[:, :0],
     }
     for key in ("motif_input_ids", "motif_attention_mask", "motif_position_ids", "input_ids", "attention_mask"):
-        out[key] = batch[key][order]
+        out[key] = batch[key][index]
     return out

@@ -1,0 +1,1067 @@
+# Copyright 2026 The finemoltex authors. Licensed under the Apache License, Version 2.0.
+"""Molecule side of FineMolTex: SMILES -> atom/bond graph + motifs (the only module that imports RDKit).
+
+Motif decomposition follows the rules FineMolTex states (Li et al. 2024, arXiv 2409.14106, after MGSSL,
+Zhang et al. 2021): cut BRICS bonds, cut every bond between a ring atom and a non-ring atom, make every
+non-ring atom with more than two heavy neighbours a motif of its own, and take the connected pieces
+left as motifs. When that cuts at most one bond, fall back to a junction-tree decomposition (Jin et al.
+2018): SSSR rings (merged when they share more than two atoms), non-ring bonds and singleton junction
+atoms, joined by a maximum spanning tree. Unlike the authors' code, the result depends only on the
+molecule, never on how its SMILES was written: every choice is made in canonical atom order.
+
+A motif's identity is the canonical Kekulé SMILES of its fragment without stereo, isotopes or explicit
+hydrogens (hydrogens follow from default valences; stereo lives in the atom features), the form the
+authors' vocabulary uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+from rdkit import Chem, RDLogger
+from rdkit.Chem import BRICS
+from transformers import PreTrainedTokenizer
+from transformers.tokenization_utils_base import BatchEncoding
+
+logger = logging.getLogger(__name__)
+
+RDLogger.DisableLog("rdApp.*")
+
+# --------------------------------------------------------------------------------------------------
+# Features. Every feature is a categorical index; the last index of each list is "other".
+# --------------------------------------------------------------------------------------------------
+
+_CHIRALITY = {
+    Chem.ChiralType.CHI_UNSPECIFIED: 0,
+    Chem.ChiralType.CHI_TETRAHEDRAL_CW: 1,
+    Chem.ChiralType.CHI_TETRAHEDRAL_CCW: 2,
+}
+_BOND_TYPE = {
+    Chem.BondType.SINGLE: 0,
+    Chem.BondType.DOUBLE: 1,
+    Chem.BondType.TRIPLE: 2,
+    Chem.BondType.AROMATIC: 3,
+}
+_BOND_DIR = {Chem.BondDir.NONE: 0, Chem.BondDir.ENDUPRIGHT: 1, Chem.BondDir.ENDDOWNRIGHT: 2}
+_HYBRIDISATION = {
+    Chem.HybridizationType.S: 0,
+    Chem.HybridizationType.SP: 1,
+    Chem.HybridizationType.SP2: 2,
+    Chem.HybridizationType.SP3: 3,
+    Chem.HybridizationType.SP3D: 4,
+    Chem.HybridizationType.SP3D2: 5,
+}
+
+#: Names and vocabulary sizes of the atom and bond features of each feature set. Sizes include the
+#: trailing "other" bucket; atomic number 0 is RDKit's dummy atom ``*``.
+FEATURE_SETS = {
+    # MoleculeSTM / FineMolTex: atomic number + chirality tag; bond type + bond direction.
+    "reference": {
+        "atom": {"atomic_num": 119, "chirality": 4},
+        "bond": {"bond_type": 5, "bond_dir": 4},
+    },
+    "rich": {
+        "atom": {
+            "atomic_num": 119,
+            "chirality": 4,
+            "formal_charge": 11,  # -5..+5, clipped
+            "is_aromatic": 2,
+            "hybridisation": 7,
+            "degree": 11,  # 0..9, 10 = more
+            "total_num_hs": 9,  # 0..7, 8 = more
+            "is_in_ring": 2,
+        },
+        "bond": {"bond_type": 5, "bond_dir": 4, "is_conjugated": 2, "is_in_ring": 2},
+    },
+}
+
+
+def feature_sizes(feature_set: str = "reference") -> tuple[list[int], list[int]]:
+    """Vocabulary sizes of the atom and bond feature columns of ``feature_set``."""
+    if feature_set not in FEATURE_SETS:
+        raise ValueError(f"Unknown feature_set {feature_set!r}; choose one of {sorted(FEATURE_SETS)}.")
+    spec = FEATURE_SETS[feature_set]
+    return list(spec["atom"].values()), list(spec["bond"].values())
+
+
+# --------------------------------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------------------------------
+
+
+class MoleculeParseError(ValueError):
+    """A SMILES that RDKit cannot turn into a molecule."""
+
+
+def parse_smiles(smiles, index: int | None = None) -> Chem.Mol:
+    """Parse and sanitise one SMILES, raising a `MoleculeParseError` that names it (and its index)."""
+    where = f" at index {index}" if index is not None else ""
+    if not isinstance(smiles, str):
+        raise MoleculeParseError(f"SMILES{where} must be a string, got {type(smiles).__name__}: {smiles!r}")
+    text = smiles.strip()
+    if not text:
+        raise MoleculeParseError(f"Empty SMILES{where}: {smiles!r}")
+    mol = Chem.MolFromSmiles(text, sanitize=False)
+    if mol is None:
+        raise MoleculeParseError(f"Invalid SMILES{where}: {smiles!r} is not valid SMILES syntax")
+    try:
+        Chem.SanitizeMol(mol)
+    except Exception as err:  # RDKit raises several exception types (KekulizeException, AtomValenceException…)
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise MoleculeParseError(f"Invalid SMILES{where}: {smiles!r} ({reason})") from None
+    if mol.GetNumAtoms() == 0:
+        raise MoleculeParseError(f"SMILES{where} has no heavy atoms: {smiles!r}")
+    return mol
+
+
+# --------------------------------------------------------------------------------------------------
+# BRICS bonds: RDKit's own environment definitions, each environment SMARTS matched once.
+# (BRICS.FindBRICSBonds matches one SMARTS per environment *pair*, ~3x as many searches.)
+# --------------------------------------------------------------------------------------------------
+
+
+def _brics_tables():
+    env_ids, patterns, first_atom = {}, [], []
+    for name, smarts in BRICS.environs.items():
+        if name.startswith("#"):  # disabled environment in RDKit's table
+            continue
+        label = name[1:]
+        if smarts not in env_ids:
+            env_ids[smarts] = len(patterns)
+            patterns.append(Chem.MolFromSmarts(smarts))
+            # What the attachment atom must be, when the SMARTS says so plainly (one element, ring or
+            # not): lets a search be skipped when no candidate bond end can match it.
+            head = re.match(r"^\[([^\]$(]*)", smarts).group(1).split(";")
+            symbol = head[0] if re.fullmatch(r"[A-Za-z][a-z]?", head[0]) else None
+            element = Chem.GetPeriodicTable().GetAtomicNumber(symbol.capitalize()) if symbol else None
+            ring = True if (symbol and symbol.islower()) or "R" in head[1:] else False if "!R" in head[1:] else None
+            first_atom.append((element, ring))
+        env_ids[label] = env_ids[smarts]
+    pairs = {"-": set(), "=": set()}
+    for group in BRICS.reactionDefs:
+        for a, b, bond in group:
+            pairs[bond].add((env_ids[a], env_ids[b]))
+            pairs[bond].add((env_ids[b], env_ids[a]))
+    double_envs = {e for pair in pairs["="] for e in pair}
+    single_envs = {e for pair in pairs["-"] for e in pair}
+    return patterns, first_atom, pairs, single_envs, double_envs
+
+
+_BRICS_PATTERNS, _BRICS_FIRST_ATOM, _BRICS_PAIRS, _BRICS_SINGLE_ENVS, _BRICS_DOUBLE_ENVS = _brics_tables()
+
+
+def _brics_bonds(desc, single: np.ndarray, double: np.ndarray) -> list[int]:
+    """Positions (into desc.begin/end) of the BRICS bonds among candidate single and double acyclic bonds."""
+    begin, end = desc.begin, desc.end
+    ends = np.concatenate([begin[single], end[single], begin[double], end[double]])
+    end_kinds = set(zip(desc.atomic_num[ends].tolist(), desc.in_ring[ends].tolist()))
+    needed = set()
+    if len(single):
+        needed |= _BRICS_SINGLE_ENVS
+    if len(double):
+        needed |= _BRICS_DOUBLE_ENVS
+    labels: dict[int, set[int]] = {}
+    for env in needed:
+        element, ring = _BRICS_FIRST_ATOM[env]
+        if not any((element is None or z == element) and (ring is None or r == ring) for z, r in end_kinds):
+            continue
+        for match in desc.mol.GetSubstructMatches(_BRICS_PATTERNS[env], uniquify=False, maxMatches=1 << 30):
+            labels.setdefault(match[0], set()).add(env)
+    found = []
+    for positions, pairs in ((single, _BRICS_PAIRS["-"]), (double, _BRICS_PAIRS["="])):
+        for k in positions.tolist():
+            li, lj = labels.get(int(begin[k])), labels.get(int(end[k]))
+            if li and lj and any((a, b) in pairs for a in li for b in lj):
+                found.append(k)
+    return found
+
+
+# --------------------------------------------------------------------------------------------------
+# Motif identity
+# --------------------------------------------------------------------------------------------------
+
+_KEKULE_BOND = {2: Chem.BondType.SINGLE, 4: Chem.BondType.DOUBLE, 6: Chem.BondType.TRIPLE}
+_MOTIF_CACHE: dict = {}
+_MOTIF_CACHE_LIMIT = 200_000
+_CHARGE_OFFSET = 32  # atom code = atomic_num * 64 + charge + 32
+
+
+def _motif_smiles_from_graph(atoms: Sequence[tuple[int, int]], bonds: Sequence[tuple[int, int, int]]) -> str:
+    """Canonical Kekulé SMILES of a fragment: (atomic number, charge) atoms, (i, j, 2 * Kekulé order) bonds.
+
+    Hydrogens follow from default valences, as when a fragment is cut out and re-sanitised.
+    """
+    rw = Chem.RWMol()
+    for atomic_num, charge in atoms:
+        atom = Chem.Atom(int(atomic_num))
+        atom.SetFormalCharge(int(charge))
+        rw.AddAtom(atom)
+    for i, j, order2 in bonds:
+        rw.AddBond(int(i), int(j), _KEKULE_BOND.get(int(order2), Chem.BondType.SINGLE))
+    mol = rw.GetMol()
+    try:
+        Chem.SanitizeMol(mol)
+        if not any(a.GetIsAromatic() for a in mol.GetAtoms()):
+            return Chem.MolToSmiles(mol, isomericSmiles=False, kekuleSmiles=True)
+        aromatic = Chem.MolToSmiles(mol, isomericSmiles=False)
+        # Kekulé form of the canonical aromatic SMILES: a function of the fragment alone, not of
+        # which Kekulé structure the parent molecule happened to get.
+        again = Chem.MolFromSmiles(aromatic)
+        if again is None:
+            return aromatic
+        Chem.Kekulize(again, clearAromaticFlags=True)
+        return Chem.MolToSmiles(again, isomericSmiles=False, kekuleSmiles=True)
+    except Exception:
+        # Fragments RDKit cannot sanitise on their own (unusual valences): canonical SMILES as drawn.
+        mol = rw.GetMol()
+        mol.UpdatePropertyCache(strict=False)
+        Chem.FastFindRings(mol)
+        return Chem.MolToSmiles(mol, isomericSmiles=False, kekuleSmiles=True)
+
+
+def _motif_smiles(key) -> str:
+    """Motif SMILES for an identity-cache key: an atom code (int) or a packed fragment (bytes)."""
+    smiles = _MOTIF_CACHE.get(key)
+    if smiles is None:
+        if isinstance(key, int):
+            atoms, bonds = [divmod(key, 64)], []
+        else:
+            packed = np.frombuffer(key, dtype=np.int32)
+            n = int(packed[0])
+            atoms = [divmod(int(c), 64) for c in packed[1 : 1 + n]]
+            bonds = packed[1 + n :].reshape(3, -1).T.tolist()
+        atoms = [(z, c - _CHARGE_OFFSET) for z, c in atoms]
+        smiles = _motif_smiles_from_graph(atoms, bonds)
+        if len(_MOTIF_CACHE) >= _MOTIF_CACHE_LIMIT:
+            _MOTIF_CACHE.clear()
+        _MOTIF_CACHE[key] = smiles
+    return smiles
+
+
+# --------------------------------------------------------------------------------------------------
+# Decomposition
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MotifDecomposition:
+    """Motifs of one molecule.
+
+    Attributes:
+        motifs: motif SMILES, in breadth-first order of the motif tree.
+        atom_motifs: for each atom (in the input SMILES' atom order), the indices of the motifs that
+            hold it (one, or several where junction-tree motifs overlap).
+        edges: motif-tree edges ``(i, j)``, ``i < j``, sorted (a forest for disconnected molecules).
+        positions: breadth-first position of each motif. Motifs are listed in that order, so
+            ``positions[i] == i``; kept explicit for consumers that reorder motifs.
+        method: ``"brics"``, ``"junction_tree"`` (at most one bond cut) or ``"single_atom"``.
+        motif_atoms: for each motif, its atom indices (ascending).
+    """
+
+    motifs: list[str]
+    atom_motifs: list[list[int]]
+    edges: list[tuple[int, int]]
+    positions: list[int]
+    method: str
+    motif_atoms: list[list[int]] = field(default_factory=list)
+
+
+_DENSE_LIMIT = 1500  # atoms; beyond this, bonds are read one by one instead of as a dense n x n matrix
+_CHARGED = Chem.MolFromSmarts("[!+0]")
+_ORDER_OF_TYPE = {Chem.BondType.SINGLE: 1.0, Chem.BondType.DOUBLE: 2.0, Chem.BondType.TRIPLE: 3.0, Chem.BondType.AROMATIC: 1.5}
+
+
+@dataclass
+class _Molecule:
+    """Per-molecule arrays shared by featurisation and decomposition (bonds as i < j pairs)."""
+
+    mol: Chem.Mol
+    smiles: str
+    atomic_num: np.ndarray  # (n,)
+    charge: np.ndarray  # (n,)
+    begin: np.ndarray  # (e,)
+    end: np.ndarray  # (e,)
+    order: np.ndarray  # (e,) float: 1, 2, 3, aromatic 1.5, other -1
+    regular: bool  # bonds came from the dense adjacency matrix (no dative/unusual bonds)
+    ranks: np.ndarray  # (n,) canonical atom ranks
+    in_ring: np.ndarray  # (n,) bool
+    ring_bond: np.ndarray  # (e,) bool
+
+
+def _describe(mol, smiles: str) -> _Molecule:
+    n = mol.GetNumAtoms()
+    atomic_num = np.fromiter((mol.GetAtomWithIdx(i).GetAtomicNum() for i in range(n)), np.int64, n)
+    # one substructure search finds the (few) charged atoms, cheaper than asking every atom; it also
+    # catches charges that sanitisation creates (nitro groups) and the SMILES does not show
+    charge = np.zeros(n, dtype=np.int64)
+    for (i,) in mol.GetSubstructMatches(_CHARGED, maxMatches=n + 1):
+        charge[i] = mol.GetAtomWithIdx(i).GetFormalCharge()
+    regular = n <= _DENSE_LIMIT and not any(c in smiles for c in "$<>")
+    begin = end = order = None
+    if regular:
+        adj = Chem.GetAdjacencyMatrix(mol, useBO=True, force=True)
+        begin, end = np.nonzero(np.triu(adj, 1))
+        regular = len(begin) == mol.GetNumBonds()
+        order = adj[begin, end]
+    if not regular:
+        pairs = []
+        for bond in mol.GetBonds():
+            i, j = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
+            pairs.append((min(i, j), max(i, j), _ORDER_OF_TYPE.get(bond.GetBondType(), -1.0)))
+        pairs.sort()
+        arr = np.array(pairs, dtype=np.float64).reshape(-1, 3)
+        begin, end, order = arr[:, 0], arr[:, 1], arr[:, 2]
+    begin = begin.astype(np.int64)
+    end = end.astype(np.int64)
+    ranks = Chem.CanonicalRankAtoms(mol, breakTies=True)
+    ranks = np.fromiter(map(ranks.__getitem__, range(n)), np.int64, n)  # skips RDKit's slow Python iterator
+    in_ring = np.zeros(n, dtype=bool)
+    ring_codes = set()
+    for ring in mol.GetRingInfo().AtomRings():
+        in_ring[list(ring)] = True
+        prev = ring[-1]
+        for a in ring:
+            ring_codes.add(a * n + prev if a < prev else prev * n + a)
+            prev = a
+    if ring_codes:
+        ring_bond = np.fromiter(((c in ring_codes) for c in (begin * n + end).tolist()), dtype=bool, count=len(begin))
+    else:
+        ring_bond = np.zeros(len(begin), dtype=bool)
+    return _Molecule(mol, smiles, atomic_num, charge, begin, end, order, regular, ranks, in_ring, ring_bond)
+
+
+def _kekule_order2(desc: _Molecule) -> np.ndarray:
+    """2 x Kekulé bond order of every bond (integers). Kekulises ``desc.mol`` in place, keeping flags."""
+    order2 = np.rint(desc.order * 2).astype(np.int64)
+    aromatic = desc.order == 1.5
+    if not aromatic.any():
+        return order2
+    Chem.Kekulize(desc.mol, clearAromaticFlags=False)
+    if desc.regular:
+        adj = Chem.GetAdjacencyMatrix(desc.mol, useBO=True, force=True)
+        order2[aromatic] = np.rint(adj[desc.begin[aromatic], desc.end[aromatic]] * 2).astype(np.int64)
+    else:
+        for k in np.flatnonzero(aromatic):
+            bond = desc.mol.GetBondBetweenAtoms(int(desc.begin[k]), int(desc.end[k]))
+            order2[k] = int(round(bond.GetBondTypeAsDouble() * 2))
+    return order2
+
+
+def _components(n: int, begin: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Connected-component label (0..c-1, numbered by lowest atom) of each of n atoms."""
+    parent = list(range(n))
+    for i, j in zip(begin.tolist(), end.tolist()):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        while parent[j] != j:
+            parent[j] = parent[parent[j]]
+            j = parent[j]
+        if i != j:
+            if i < j:
+                parent[j] = i
+            else:
+                parent[i] = j
+    roots = np.empty(n, dtype=np.int64)
+    for a in range(n):
+        r = a
+        while parent[r] != r:
+            r = parent[r]
+        roots[a] = r
+    return np.unique(roots, return_inverse=True)[1]
+
+
+def _brics_cut(desc: _Molecule) -> np.ndarray | None:
+    """Bonds cut by the FineMolTex/MGSSL rules (bool per bond), or None when at most one is cut."""
+    n = len(desc.atomic_num)
+    begin, end, in_ring = desc.begin, desc.end, desc.in_ring
+    degree = np.bincount(begin, minlength=n) + np.bincount(end, minlength=n)
+    branching = (~in_ring) & (degree > 2)
+    acyclic = ~desc.ring_bond
+    cut = acyclic & ((in_ring[begin] != in_ring[end]) | branching[begin] | branching[end])
+    # BRICS bonds are acyclic; ring-to-chain and branching bonds are cut already, so test only the rest
+    candidates = acyclic & ~cut
+    single = np.flatnonzero(candidates & (desc.order == 1.0))
+    double = np.flatnonzero(candidates & (desc.order == 2.0))
+    if len(single) or len(double):
+        cut[_brics_bonds(desc, single, double)] = True
+    return cut if cut.sum() > 1 else None
+
+
+def _bfs_order(num_motifs: int, edges: list[tuple[int, int]], motif_min_rank: list[int]) -> list[int]:
+    """Breadth-first order of motifs from the motif holding canonical atom 0; ties by canonical rank."""
+    neighbours = [[] for _ in range(num_motifs)]
+    for a, b in edges:
+        neighbours[a].append(b)
+        neighbours[b].append(a)
+    for nbrs in neighbours:
+        if len(nbrs) > 1:
+            nbrs.sort(key=motif_min_rank.__getitem__)
+    seen = [False] * num_motifs
+    order = []
+    for root in sorted(range(num_motifs), key=motif_min_rank.__getitem__):
+        if seen[root]:
+            continue
+        seen[root] = True
+        head = len(order)
+        order.append(root)
+        while head < len(order):
+            for nxt in neighbours[order[head]]:
+                if not seen[nxt]:
+                    seen[nxt] = True
+                    order.append(nxt)
+            head += 1
+    return order
+
+
+@dataclass
+class _Motifs:
+    """Decomposition in array form: memberships sorted by (motif, atom); motifs in BFS order."""
+
+    motifs: list[str]
+    member_atom: np.ndarray  # (k,)
+    member_motif: np.ndarray  # (k,)
+    edges: list[tuple[int, int]]
+    method: str
+
+
+def _pack_keys(desc: _Molecule, order2: np.ndarray, groups, bond_groups) -> list:
+    """Identity-cache key of each motif: its atom code (one atom) or packed atoms and Kekulé bonds."""
+    codes = desc.atomic_num * 64 + np.clip(desc.charge, -_CHARGE_OFFSET, 63 - _CHARGE_OFFSET) + _CHARGE_OFFSET
+    keys = []
+    for atoms, bonds in zip(groups, bond_groups):
+        if len(atoms) == 1:
+            keys.append(int(codes[atoms[0]]))
+            continue
+        li = np.searchsorted(atoms, desc.begin[bonds])
+        lj = np.searchsorted(atoms, desc.end[bonds])
+        packed = np.concatenate(([len(atoms)], codes[atoms], li, lj, order2[bonds])).astype(np.int32)
+        keys.append(packed.tobytes())
+    return keys
+
+
+def _order_motifs(desc, num_motifs, member_atom, member_motif, edges):
+    """Relabel motifs in BFS order; returns sorted memberships, relabelled sorted edges."""
+    motif_min_rank = np.full(num_motifs, len(desc.ranks), dtype=np.int64)
+    np.minimum.at(motif_min_rank, member_motif, desc.ranks[member_atom])
+    order = _bfs_order(num_motifs, edges, motif_min_rank.tolist())
+    new_id = np.empty(num_motifs, dtype=np.int64)
+    new_id[order] = np.arange(num_motifs)
+    member_motif = new_id[member_motif]
+    perm = np.lexsort((member_atom, member_motif))
+    new_edges = sorted({(min(int(new_id[a]), int(new_id[b])), max(int(new_id[a]), int(new_id[b]))) for a, b in edges if a != b})
+    return member_atom[perm], member_motif[perm], new_edges
+
+
+def _split(values: np.ndarray, sorted_labels: np.ndarray, num_groups: int) -> list[np.ndarray]:
+    """Split ``values`` into ``num_groups`` runs by their (ascending) labels."""
+    ends = np.cumsum(np.bincount(sorted_labels, minlength=num_groups)).tolist()
+    starts = [0] + ends[:-1]
+    return [values[a:b] for a, b in zip(starts, ends)]
+
+
+def _decompose_partition(desc: _Molecule, cut: np.ndarray) -> _Motifs:
+    n = len(desc.atomic_num)
+    keep = ~cut
+    atom_motif = _components(n, desc.begin[keep], desc.end[keep])
+    num_motifs = int(atom_motif.max()) + 1
+    edges = list(zip(atom_motif[desc.begin[cut]].tolist(), atom_motif[desc.end[cut]].tolist()))
+    member_atom, member_motif, edges = _order_motifs(desc, num_motifs, np.arange(n), atom_motif, edges)
+    atom_motif = np.empty(n, dtype=np.int64)
+    atom_motif[member_atom] = member_motif
+    groups = _split(member_atom, member_motif, num_motifs)
+    # bonds inside a motif are exactly the bonds not cut
+    inner = np.flatnonzero(keep)
+    inner = inner[np.argsort(atom_motif[desc.begin[inner]], kind="stable")]
+    bond_groups = _split(inner, atom_motif[desc.begin[inner]], num_motifs)
+    order2 = _kekule_order2(desc)
+    motifs = [_motif_smiles(key) for key in _pack_keys(desc, order2, groups, bond_groups)]
+    return _Motifs(motifs, member_atom, member_motif, edges, "brics" if n > 1 else "single_atom")
+
+
+def _junction_tree(mol) -> tuple[list[list[int]], list[tuple[int, int]]]:
+    """Junction-tree cliques and tree edges of a molecule whose atoms are in canonical order."""
+    n = mol.GetNumAtoms()
+    cliques: list[list[int]] = []
+    covered = [False] * n
+    for bond in mol.GetBonds():
+        if not bond.IsInRing():
+            i, j = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
+            cliques.append(sorted((i, j)))
+            covered[i] = covered[j] = True
+    rings = [set(r) for r in Chem.GetSymmSSSR(mol)]
+    merged = True  # merge rings sharing more than two atoms (bridged systems) until nothing changes
+    while merged:
+        merged = False
+        for x in range(len(rings)):
+            for y in range(x + 1, len(rings)):
+                if len(rings[x] & rings[y]) > 2:
+                    rings[x] |= rings.pop(y)
+                    merged = True
+                    break
+            if merged:
+                break
+    for ring in rings:
+        cliques.append(sorted(ring))
+        for a in ring:
+            covered[a] = True
+    # isolated atoms (single-atom ions of a salt) are motifs too; the reference drops them
+    cliques.extend([a] for a in range(n) if not covered[a])
+    cliques.sort(key=lambda c: (c[0], len(c), c))
+
+    holders = [[] for _ in range(n)]
+    for c, atoms in enumerate(cliques):
+        for a in atoms:
+            holders[a].append(c)
+    weights: dict[tuple[int, int], int] = {}
+    big = 100
+    for atom in range(n):
+        cnei = holders[atom]
+        if len(cnei) <= 1:
+            continue
+        bonds = [c for c in cnei if len(cliques[c]) == 2]
+        rings_here = [c for c in cnei if len(cliques[c]) > 4]
+        if len(bonds) > 2 or (len(bonds) == 2 and len(cnei) > 2) or len(rings_here) > 2:
+            # a junction of many cliques becomes a singleton motif joined to each of them
+            cliques.append([atom])
+            s = len(cliques) - 1
+            for c in cnei:
+                weights[(c, s)] = 1 if len(bonds) >= 2 else big - 1
+        else:
+            for x in range(len(cnei)):
+                for y in range(x + 1, len(cnei)):
+                    c1, c2 = cnei[x], cnei[y]
+                    shared = len(set(cliques[c1]) & set(cliques[c2]))
+                    if weights.get((c1, c2), 0) < shared:
+                        weights[(c1, c2)] = shared
+    # maximum spanning tree (Kruskal); ties broken by clique index, i.e. canonically
+    parent = list(range(len(cliques)))
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    edges = []
+    for (a, b), _ in sorted(weights.items(), key=lambda kv: (-kv[1], kv[0])):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+            edges.append((a, b))
+    return cliques, edges
+
+
+def _decompose_junction_tree(desc: _Molecule) -> _Motifs:
+    # Work on the molecule in canonical atom *and* bond order, so that ring perception, the Kekulé
+    # structure and spanning-tree ties cannot depend on how the input was written.
+    n = len(desc.atomic_num)
+    canonical_smiles = Chem.MolToSmiles(desc.mol)
+    output_order = np.array(desc.mol.GetProp("_smilesAtomOutputOrder").strip("[],").split(","), dtype=np.int64)
+    canon = Chem.MolFromSmiles(canonical_smiles)
+    if canon is None or canon.GetNumAtoms() != n:  # pragma: no cover - RDKit round-trip failure
+        canon, output_order = Chem.Mol(desc.mol), np.arange(n)
+    cliques, edges = _junction_tree(canon)
+    member_atom = np.concatenate([output_order[c] for c in cliques])
+    member_motif = np.repeat(np.arange(len(cliques)), [len(c) for c in cliques])
+    member_atom, member_motif, edges = _order_motifs(desc, len(cliques), member_atom, member_motif, edges)
+    groups = _split(member_atom, member_motif, len(cliques))
+    # Kekulé orders from the canonical molecule, mapped back to the input's bonds
+    canon_desc = _describe(canon, canonical_smiles)
+    canon_order2 = _kekule_order2(canon_desc)
+    lookup = dict(zip((output_order[canon_desc.begin] * n + output_order[canon_desc.end]).tolist(), canon_order2.tolist()))
+    lookup.update(zip((output_order[canon_desc.end] * n + output_order[canon_desc.begin]).tolist(), canon_order2.tolist()))
+    order2 = np.array([lookup[c] for c in (desc.begin * n + desc.end).tolist()], dtype=np.int64)
+    bond_groups = []
+    for atoms in groups:
+        inside = np.zeros(n, dtype=bool)
+        inside[atoms] = True
+        bond_groups.append(np.flatnonzero(inside[desc.begin] & inside[desc.end]))
+    motifs = [_motif_smiles(key) for key in _pack_keys(desc, order2, groups, bond_groups)]
+    return _Motifs(motifs, member_atom, member_motif, edges, "junction_tree")
+
+
+def _decompose(desc: _Molecule) -> _Motifs:
+    n = len(desc.atomic_num)
+    if n == 1:
+        return _decompose_partition(desc, np.zeros(0, dtype=bool))
+    cut = _brics_cut(desc)
+    if cut is not None:
+        return _decompose_partition(desc, cut)
+    return _decompose_junction_tree(desc)
+
+
+def _public(dec: _Motifs, num_atoms: int) -> MotifDecomposition:
+    motif_atoms = [[] for _ in dec.motifs]
+    atom_motifs = [[] for _ in range(num_atoms)]
+    for a, m in zip(dec.member_atom.tolist(), dec.member_motif.tolist()):
+        motif_atoms[m].append(a)
+        atom_motifs[a].append(m)
+    return MotifDecomposition(
+        motifs=list(dec.motifs),
+        atom_motifs=atom_motifs,
+        edges=list(dec.edges),
+        positions=list(range(len(dec.motifs))),
+        method=dec.method,
+        motif_atoms=motif_atoms,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Featurisation
+# --------------------------------------------------------------------------------------------------
+
+_TYPE_OF_ORDER2 = np.array([4, 4, 0, 3, 1, 4, 2, 4, 4], dtype=np.int64)  # index 2*order: 1->0, 1.5->3, 2->1, 3->2
+
+
+def _atom_features(desc: _Molecule, feature_set: str) -> np.ndarray:
+    mol, n = desc.mol, len(desc.atomic_num)
+    atomic = np.clip(desc.atomic_num, 0, 118)
+    if "@" in desc.smiles:  # chiral tags come only from '@' in SMILES
+        chirality = np.fromiter((_CHIRALITY.get(mol.GetAtomWithIdx(i).GetChiralTag(), 3) for i in range(n)), np.int64, n)
+    else:
+        chirality = np.zeros(n, dtype=np.int64)
+    if feature_set == "reference":
+        return np.stack([atomic, chirality], axis=1)
+    atoms = [mol.GetAtomWithIdx(i) for i in range(n)]
+    charge = np.clip(desc.charge, -5, 5) + 5
+    aromatic = np.fromiter((a.GetIsAromatic() for a in atoms), np.int64, n)
+    hybrid = np.fromiter((_HYBRIDISATION.get(a.GetHybridization(), 6) for a in atoms), np.int64, n)
+    degree = np.minimum(np.fromiter((a.GetDegree() for a in atoms), np.int64, n), 10)
+    hs = np.minimum(np.fromiter((a.GetTotalNumHs() for a in atoms), np.int64, n), 8)
+    return np.stack([atomic, chirality, charge, aromatic, hybrid, degree, hs, desc.in_ring.astype(np.int64)], axis=1)
+
+
+def _bond_features(desc: _Molecule, feature_set: str) -> np.ndarray:
+    mol, m = desc.mol, len(desc.begin)
+    order2 = np.rint(desc.order * 2).astype(np.int64)
+    bond_type = _TYPE_OF_ORDER2[np.clip(order2, 0, len(_TYPE_OF_ORDER2) - 1)]
+    smiles = desc.smiles
+    if not desc.regular:
+        bonds = [mol.GetBondBetweenAtoms(int(i), int(j)) for i, j in zip(desc.begin, desc.end)]
+        bond_type = np.fromiter((_BOND_TYPE.get(b.GetBondType(), 4) for b in bonds), np.int64, m)
+    if feature_set == "reference" and "/" not in smiles and "\\" not in smiles:  # directions come only from / \
+        return np.stack([bond_type, np.zeros(m, dtype=np.int64)], axis=1)
+    bonds = [mol.GetBondBetweenAtoms(int(i), int(j)) for i, j in zip(desc.begin, desc.end)]
+    direction = np.fromiter((_BOND_DIR.get(b.GetBondDir(), 3) for b in bonds), np.int64, m)
+    if feature_set == "reference":
+        return np.stack([bond_type, direction], axis=1)
+    conjugated = np.fromiter((b.GetIsConjugated() for b in bonds), np.int64, m)
+    return np.stack([bond_type, direction, conjugated, desc.ring_bond.astype(np.int64)], axis=1)
+
+
+# --------------------------------------------------------------------------------------------------
+# Motif vocabulary
+# --------------------------------------------------------------------------------------------------
+
+PAD_TOKEN, UNK_TOKEN, MASK_TOKEN, CLS_TOKEN = "[PAD]", "[UNK]", "[MASK]", "[CLS]"
+SPECIAL_TOKENS = (PAD_TOKEN, UNK_TOKEN, MASK_TOKEN, CLS_TOKEN)
+NUM_SPECIAL_TOKENS = len(SPECIAL_TOKENS)
+PAD_ID, UNK_ID, MASK_ID, CLS_ID = range(NUM_SPECIAL_TOKENS)
+VOCAB_FORMAT = "finemoltex-motif-vocab"
+DECOMPOSITION_VERSION = 1
+
+
+class MotifVocab:
+    """Frequency-ranked motif vocabulary with special tokens and prediction targets.
+
+    Ids: ``[PAD]`` 0, ``[UNK]`` 1, ``[MASK]`` 2, ``[CLS]`` 3, then motifs by decreasing count (ties by
+    SMILES). The first ``num_targets`` motifs (those seen at least ``target_min_frequency`` times, as
+    the reference's 2,457 PubChemSTM motifs seen at least 10 times) are masked-motif prediction targets;
+    target ``t`` is id ``NUM_SPECIAL_TOKENS + t``.
+    """
+
+    def __init__(self, motifs: Sequence[tuple[str, int]] = (), num_targets: int | None = None, build: dict | None = None):
+        motifs = [(str(s), int(c)) for s, c in motifs]
+        seen = set()
+        for smiles, _ in motifs:
+            if smiles in SPECIAL_TOKENS:
+                raise ValueError(f"Motif {smiles!r} collides with a special token")
+            if smiles in seen:
+                raise ValueError(f"Motif {smiles!r} appears twice in the vocabulary")
+            seen.add(smiles)
+        self.motifs = motifs
+        self.num_targets = len(motifs) if num_targets is None else int(num_targets)
+        if not 0 <= self.num_targets <= len(motifs):
+            raise ValueError(f"num_targets={num_targets} must lie in [0, {len(motifs)}]")
+        self.build_options = dict(build or {})
+        self.tokens = list(SPECIAL_TOKENS) + [s for s, _ in motifs]
+        self.token_to_id = {t: i for i, t in enumerate(self.tokens)}
+
+    # ----------------------------------------------------------------- building
+    @classmethod
+    def from_counts(
+        cls,
+        counts: Counter | dict,
+        min_frequency: int = 1,
+        max_size: int | None = None,
+        target_min_frequency: int = 10,
+        build: dict | None = None,
+    ) -> "MotifVocab":
+        """Vocabulary from motif counts: keep motifs seen ``>= min_frequency`` times, at most ``max_size``."""
+        if min_frequency < 1:
+            raise ValueError("min_frequency must be >= 1")
+        kept = sorted(((s, c) for s, c in counts.items() if c >= min_frequency), key=lambda x: (-x[1], x[0]))
+        if max_size is not None:
+            kept = kept[: int(max_size)]
+        num_targets = sum(1 for _, c in kept if c >= target_min_frequency)
+        options = {
+            "min_frequency": min_frequency,
+            "max_size": max_size,
+            "target_min_frequency": target_min_frequency,
+            "decomposition_version": DECOMPOSITION_VERSION,
+            "total_count": int(sum(counts.values())),
+            "distinct_motifs_seen": len(counts),
+        }
+        options.update(build or {})
+        return cls(kept, num_targets=num_targets, build=options)
+
+    @classmethod
+    def build(cls, smiles: Iterable[str], tokenizer: "FineMolTexGraphTokenizer | None" = None, **kwargs) -> "MotifVocab":
+        """Count motifs over a corpus in this process (see `datasets_scripts/build_motif_vocab.py` for all cores).
+
+        Unparsable SMILES are skipped and counted in ``build_options["skipped_molecules"]``.
+        """
+        tokenizer = tokenizer or FineMolTexGraphTokenizer()
+        counts: Counter = Counter()
+        num, skipped = 0, 0
+        for s in smiles:
+            num += 1
+            try:
+                counts.update(tokenizer.decompose(s).motifs)
+            except MoleculeParseError:
+                skipped += 1
+        build = dict(kwargs.pop("build", None) or {})
+        build.update({"num_molecules": num, "skipped_molecules": skipped})
+        return cls.from_counts(counts, build=build, **kwargs)
+
+    # ----------------------------------------------------------------- queries
+    def __len__(self):
+        return len(self.tokens)
+
+    def __contains__(self, smiles):
+        return smiles in self.token_to_id
+
+    def id(self, smiles: str) -> int:
+        return self.token_to_id.get(smiles, UNK_ID)
+
+    @property
+    def checksum(self) -> str:
+        """sha256 over the ordered (motif, count) list and the number of targets."""
+        payload = json.dumps([self.motifs, self.num_targets], separators=(",", ":"), ensure_ascii=True)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def count(self, smiles: str) -> int:
+        i = self.token_to_id.get(smiles)
+        return 0 if i is None or i < NUM_SPECIAL_TOKENS else self.motifs[i - NUM_SPECIAL_TOKENS][1]
+
+    # ----------------------------------------------------------------- persistence
+    def to_dict(self) -> dict:
+        return {
+            "format": VOCAB_FORMAT,
+            "version": 1,
+            "special_tokens": list(SPECIAL_TOKENS),
+            "num_targets": self.num_targets,
+            "build": self.build_options,
+            "checksum": self.checksum,
+            "motifs": [[s, c] for s, c in self.motifs],
+        }
+
+    def save(self, path: str | os.PathLike) -> str:
+        path = os.fspath(path)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, indent=1, ensure_ascii=False)
+            f.write("\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "MotifVocab":
+        path = os.fspath(path)
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"Motif vocabulary file not found: {path}") from None
+        except json.JSONDecodeError as err:
+            raise ValueError(f"Motif vocabulary {path} is not valid JSON: {err}") from None
+        if not isinstance(data, dict) or data.get("format") != VOCAB_FORMAT:
+            raise ValueError(f"{path} is not a finemoltex motif vocabulary (missing format={VOCAB_FORMAT!r})")
+        if list(data.get("special_tokens", [])) != list(SPECIAL_TOKENS):
+            raise ValueError(f"{path}: special tokens {data.get('special_tokens')} differ from {list(SPECIAL_TOKENS)}")
+        vocab = cls([tuple(x) for x in data["motifs"]], num_targets=data["num_targets"], build=data.get("build"))
+        if data.get("checksum") and data["checksum"] != vocab.checksum:
+            raise ValueError(f"{path}: checksum mismatch (file edited or corrupted): {data['checksum']} != {vocab.checksum}")
+        return vocab
+
+
+# --------------------------------------------------------------------------------------------------
+# The graph tokenizer
+# --------------------------------------------------------------------------------------------------
+
+#: Columns of one encoded molecule (flat 1-D lists, Arrow-friendly); see `FineMolTexGraphTokenizer.encode_molecule`.
+GRAPH_COLUMNS = (
+    "num_atoms",
+    "atom_features",
+    "edge_index",
+    "edge_features",
+    "motif_ids",
+    "motif_positions",
+    "motif_membership",
+)
+
+
+class FineMolTexGraphTokenizer(PreTrainedTokenizer):
+    """SMILES -> molecular graph, motifs and motif ids.
+
+    A `PreTrainedTokenizer` whose tokens are motifs, so that it saves, loads and registers like any
+    tokenizer (`FineMolTexProcessor` bundles it with a text tokenizer). ``tokenize(smiles)`` gives motif
+    SMILES; calling the tokenizer gives the graph arrays the model consumes.
+
+    Args:
+        vocab_file: motif vocabulary JSON written by `MotifVocab.save` (``None``: special tokens only,
+            every motif maps to ``[UNK]`` — enough to decompose molecules or build a vocabulary).
+        feature_set: ``"reference"`` (atomic number, chirality; bond type, bond direction: the
+            reference's features) or ``"rich"`` (adds charge, aromaticity, hybridisation, degree,
+            hydrogen count, ring membership; conjugation and ring membership for bonds).
+        max_motifs: cap on motifs per molecule (the model's motif positions); more are dropped, in
+            breadth-first order, with a warning. ``None``: no cap.
+    """
+
+    vocab_files_names = {"vocab_file": "motif_vocab.json"}
+    model_input_names = ["motif_ids"]
+
+    def __init__(
+        self,
+        vocab_file: str | None = None,
+        feature_set: str = "reference",
+        max_motifs: int | None = 511,
+        pad_token=PAD_TOKEN,
+        unk_token=UNK_TOKEN,
+        mask_token=MASK_TOKEN,
+        cls_token=CLS_TOKEN,
+        **kwargs,
+    ):
+        if feature_set not in FEATURE_SETS:
+            raise ValueError(f"Unknown feature_set {feature_set!r}; choose one of {sorted(FEATURE_SETS)}.")
+        self.motif_vocab = MotifVocab.load(vocab_file) if vocab_file else MotifVocab()
+        self.feature_set = feature_set
+        self.max_motifs = max_motifs
+        self.unknown_motifs = 0  # motifs seen by encode_molecule that mapped to [UNK]
+        self.total_motifs = 0
+        kwargs.setdefault("model_max_length", max_motifs + 1 if max_motifs else int(1e30))
+        super().__init__(
+            pad_token=pad_token, unk_token=unk_token, mask_token=mask_token, cls_token=cls_token, **kwargs
+        )
+
+    @classmethod
+    def from_vocab(cls, vocab: MotifVocab, **kwargs) -> "FineMolTexGraphTokenizer":
+        tokenizer = cls(**kwargs)
+        tokenizer.set_vocab(vocab)
+        return tokenizer
+
+    def set_vocab(self, vocab: MotifVocab) -> None:
+        self.motif_vocab = vocab
+        self._update_total_vocab_size()
+
+    # ---- PreTrainedTokenizer interface (tokens are motif SMILES) ----
+    @property
+    def vocab_size(self) -> int:
+        return len(self.motif_vocab)
+
+    @property
+    def num_motif_targets(self) -> int:
+        return self.motif_vocab.num_targets
+
+    def get_vocab(self) -> dict[str, int]:
+        return dict(self.motif_vocab.token_to_id)
+
+    def _tokenize(self, text, **kwargs):
+        return self.decompose(text).motifs
+
+    def _convert_token_to_id(self, token):
+        return self.motif_vocab.id(token)
+
+    def _convert_id_to_token(self, index):
+        return self.motif_vocab.tokens[index] if 0 <= index < len(self.motif_vocab.tokens) else UNK_TOKEN
+
+    def convert_tokens_to_string(self, tokens):
+        return ".".join(tokens)
+
+    def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str]:
+        name = (filename_prefix + "-" if filename_prefix else "") + self.vocab_files_names["vocab_file"]
+        return (self.motif_vocab.save(os.path.join(save_directory, name)),)
+
+    # ---- molecules ----
+    @property
+    def atom_feature_sizes(self) -> list[int]:
+        return feature_sizes(self.feature_set)[0]
+
+    @property
+    def bond_feature_sizes(self) -> list[int]:
+        return feature_sizes(self.feature_set)[1]
+
+    def decompose(self, smiles: str, index: int | None = None) -> MotifDecomposition:
+        """Motifs, atom→motif map, motif tree and positions of one molecule (see `MotifDecomposition`)."""
+        mol = parse_smiles(smiles, index)
+        return _public(_decompose(_describe(mol, smiles.strip())), mol.GetNumAtoms())
+
+    def encode_molecule(self, smiles: str, index: int | None = None) -> dict[str, list[int]]:
+        """Graph arrays of one molecule as flat int lists (one Arrow row).
+
+        Returns (n atoms, e bonds, m motifs, k atom-motif memberships; F_a/F_b feature columns):
+            num_atoms: [n]; atom_features: n*F_a (row-major); edge_index: 2*e, each bond once
+            (begin atoms, then end atoms; the collator adds reverse edges); edge_features: e*F_b;
+            motif_ids: m+1 ([CLS] first); motif_positions: m+1 (0 for [CLS], 1 + BFS position);
+            motif_membership: 2*k (atom indices, then motif slots 1..m).
+        """
+        mol = parse_smiles(smiles, index)
+        desc = _describe(mol, smiles.strip())
+        # features first: decomposition Kekulises the molecule in place
+        atom_feats = _atom_features(desc, self.feature_set)
+        bond_feats = _bond_features(desc, self.feature_set)
+        dec = _decompose(desc)
+        num_motifs = len(dec.motifs)
+        member_atom, member_motif = dec.member_atom, dec.member_motif
+        if self.max_motifs is not None and num_motifs > self.max_motifs:
+            where = f" at index {index}" if index is not None else ""
+            warnings.warn(
+                f"Molecule{where} has {num_motifs} motifs; keeping the first {self.max_motifs} in breadth-first "
+                f"order (max_motifs). Atoms of the dropped motifs stay in the graph but feed no motif slot.",
+                stacklevel=2,
+            )
+            num_motifs = self.max_motifs
+            keep = member_motif < num_motifs
+            member_atom, member_motif = member_atom[keep], member_motif[keep]
+        token_to_id = self.motif_vocab.token_to_id
+        ids = [token_to_id.get(s, UNK_ID) for s in dec.motifs[:num_motifs]]
+        self.total_motifs += num_motifs
+        self.unknown_motifs += ids.count(UNK_ID)
+        return {
+            "num_atoms": [len(desc.atomic_num)],
+            "atom_features": atom_feats.reshape(-1).tolist(),
+            "edge_index": np.concatenate([desc.begin, desc.end]).tolist(),
+            "edge_features": bond_feats.reshape(-1).tolist(),
+            "motif_ids": [CLS_ID] + ids,
+            "motif_positions": list(range(num_motifs + 1)),
+            "motif_membership": np.concatenate([member_atom, member_motif + 1]).tolist(),
+        }
+
+    def encode_batch(
+        self, smiles: Sequence[str], ignore_errors: bool = False
+    ) -> tuple[dict[str, list[list[int]]], list[int]]:
+        """Encode many molecules; returns (columns, kept indices).
+
+        An unparsable SMILES raises `ValueError` naming its index and string, unless ``ignore_errors``,
+        in which case it is skipped and left out of the kept indices.
+        """
+        columns: dict[str, list] = {name: [] for name in GRAPH_COLUMNS}
+        kept = []
+        for i, s in enumerate(smiles):
+            try:
+                row = self.encode_molecule(s, index=i)
+            except MoleculeParseError:
+                if ignore_errors:
+                    continue
+                raise
+            kept.append(i)
+            for name in GRAPH_COLUMNS:
+                columns[name].append(row[name])
+        return columns, kept
+
+    def __call__(self, smiles, ignore_errors: bool = False, return_tensors: str | None = "pt", **kwargs):
+        """Flat graph batch for one SMILES or a list (see `collate_graphs`); ``kept_indices`` says which survived."""
+        if isinstance(smiles, str):
+            smiles = [smiles]
+        if kwargs:
+            raise TypeError(f"Unexpected arguments for the graph tokenizer: {sorted(kwargs)}")
+        columns, kept = self.encode_batch(smiles, ignore_errors=ignore_errors)
+        rows = [{name: columns[name][r] for name in GRAPH_COLUMNS} for r in range(len(kept))]
+        batch = collate_graphs(rows, len(self.atom_feature_sizes), len(self.bond_feature_sizes), return_tensors)
+        encoding = BatchEncoding(batch, tensor_type=None)
+        encoding["kept_indices"] = kept
+        return encoding
+
+
+def collate_graphs(rows: Sequence[dict], num_atom_features: int, num_bond_features: int, return_tensors="pt"):
+    """Rows of `FineMolTexGraphTokenizer.encode_molecule` -> one flat batch (numpy or torch).
+
+    Keys and shapes (B molecules, N atoms, E directed edges, M motif slots incl. [CLS], K memberships):
+        graph_atom_features (N, F_a); graph_edge_index (2, E) with per-molecule offsets and both
+        directions; graph_edge_features (E, F_b); graph_batch (N,) molecule of each atom;
+        motif_input_ids, motif_attention_mask, motif_position_ids (B, M), right-padded with 0;
+        motif_membership (2, K): global atom index and flat slot index ``b * M + m``.
+    """
+    asarray = lambda x: np.asarray(x, dtype=np.int64)  # noqa: E731
+    num_atoms = np.array([int(np.asarray(r["num_atoms"]).reshape(-1)[0]) for r in rows], dtype=np.int64)
+    batch_size = len(rows)
+    atom_offsets = np.concatenate([[0], np.cumsum(num_atoms)[:-1]]) if batch_size else np.zeros(0, np.int64)
+    atom_features = [asarray(r["atom_features"]).reshape(-1, num_atom_features) for r in rows]
+    edges = [asarray(r["edge_index"]).reshape(2, -1) for r in rows]
+    edge_features = [asarray(r["edge_features"]).reshape(-1, num_bond_features) for r in rows]
+    motif_ids = [asarray(r["motif_ids"]) for r in rows]
+    positions = [asarray(r["motif_positions"]) for r in rows]
+    membership = [asarray(r["motif_membership"]).reshape(2, -1) for r in rows]
+
+    num_edges = np.array([e.shape[1] for e in edges], dtype=np.int64)
+    width = max((len(m) for m in motif_ids), default=1)
+    if batch_size:
+        edge_index = np.concatenate(edges, axis=1) + np.repeat(atom_offsets, num_edges)
+        edge_index = np.concatenate([edge_index, edge_index[::-1]], axis=1)
+        edge_feats = np.concatenate(edge_features, axis=0)
+        edge_feats = np.concatenate([edge_feats, edge_feats], axis=0)
+        atom_feats = np.concatenate(atom_features, axis=0)
+        num_members = np.array([m.shape[1] for m in membership], dtype=np.int64)
+        members = np.concatenate(membership, axis=1)
+        member_atoms = members[0] + np.repeat(atom_offsets, num_members)
+        member_slots = members[1] + np.repeat(np.arange(batch_size, dtype=np.int64) * width, num_members)
+    else:
+        edge_index = np.zeros((2, 0), np.int64)
+        edge_feats = np.zeros((0, num_bond_features), np.int64)
+        atom_feats = np.zeros((0, num_atom_features), np.int64)
+        member_atoms = member_slots = np.zeros(0, np.int64)
+    ids = np.zeros((batch_size, width), dtype=np.int64)
+    pos = np.zeros((batch_size, width), dtype=np.int64)
+    mask = np.zeros((batch_size, width), dtype=np.int64)
+    for b, (m, p) in enumerate(zip(motif_ids, positions)):
+        ids[b, : len(m)] = m
+        pos[b, : len(p)] = p
+        mask[b, : len(m)] = 1
+    batch = {
+        "graph_atom_features": atom_feats,
+        "graph_edge_index": edge_index,
+        "graph_edge_features": edge_feats,
+        "graph_batch": np.repeat(np.arange(batch_size, dtype=np.int64), num_atoms),
+        "motif_input_ids": ids,
+        "motif_attention_mask": mask,
+        "motif_position_ids": pos,
+        "motif_membership": np.stack([member_atoms, member_slots]),
+    }
+    if return_tensors == "pt":
+        import torch
+
+        batch = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items()}
+    elif return_tensors not in (None, "np"):
+        raise ValueError(f"return_tensors must be 'pt', 'np' or None, got {return_tensors!r}")
+    return batch
+
+
+__all__ = [
+    "FEATURE_SETS",
+    "GRAPH_COLUMNS",
+    "FineMolTexGraphTokenizer",
+    "MoleculeParseError",
+    "MotifDecomposition",
+    "MotifVocab",
+    "collate_graphs",
+    "feature_sizes",
+    "parse_smiles",
+]

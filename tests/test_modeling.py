@@ -1,0 +1,444 @@
+"""Model tests on the "tiny" preset (CPU, a few seconds each)."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from _model_fixtures import distinct_pairs_batch, make_molecule, collate_molecules, random_batch, random_text, select_molecules, tiny_config
+from modeling_finemoltex import losses_finemoltex as losses
+from modeling_finemoltex import modeling_finemoltex as modeling
+from modeling_finemoltex.configuration_finemoltex import FineMolTexConfig
+from modeling_finemoltex.modeling_finemoltex import (
+    FineMolTexForPreTraining,
+    FineMolTexModel,
+    register_auto_classes,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+LOSS_NAMES = ("loss", "contrastive_loss", "masked_motif_loss", "masked_lm_loss")
+
+
+@pytest.fixture(scope="module")
+def config():
+    return tiny_config()
+
+
+@pytest.fixture(scope="module")
+def batch(config):
+    return random_batch(config, batch_size=6, seed=0)
+
+
+def _model(cls, config, seed=0):
+    torch.manual_seed(seed)
+    return cls(config)
+
+
+# ----------------------------------------------------------------------------------------- config
+def test_presets_and_validation():
+    paper = FineMolTexConfig.from_preset("paper")
+    assert paper.text_config.vocab_size == 31090 and paper.text_mask_token_id == 104
+    assert paper.coattention_motif_layers == [2, 3] and paper.coattention_text_layers == [10, 12]
+    small = FineMolTexConfig.from_preset("small", gnn_num_layers=3)
+    assert small.text_config.hidden_size == 384 and small.gnn_num_layers == 3
+    with pytest.raises(ValueError, match="paper, small, tiny"):
+        FineMolTexConfig.from_preset("huge")
+    with pytest.raises(ValueError, match="same length"):
+        FineMolTexConfig(coattention_motif_layers=[2, 3], coattention_text_layers=[12])
+    with pytest.raises(ValueError, match="1-based"):
+        FineMolTexConfig(coattention_motif_layers=[2, 4])
+    with pytest.raises(ValueError, match="divisible"):
+        FineMolTexConfig(motif_stream_num_heads=7)
+    with pytest.raises(ValueError, match="motif_vocab_size"):
+        FineMolTexConfig(motif_vocab_size=100)
+    with pytest.raises(ValueError, match="vocabulary"):
+        FineMolTexConfig.from_preset("tiny", text_mask_token_id=9999)
+
+
+def test_config_json_round_trip_and_unknown_keys(tmp_path):
+    config = FineMolTexConfig.from_preset("tiny", text_config={"num_hidden_layers": 3})
+    config.save_pretrained(tmp_path)
+    data = json.loads((tmp_path / "config.json").read_text())
+    assert data["model_type"] == "finemoltex" and data["text_config"]["num_hidden_layers"] == 3
+    loaded = FineMolTexConfig.from_pretrained(tmp_path)
+    assert loaded.to_dict() == config.to_dict()
+    assert FineMolTexConfig.find_unknown_keys(loaded) == []
+    assert FineMolTexConfig.find_unknown_keys({**data, "gnn_num_layer": 3}) == ["gnn_num_layer"]
+    assert FineMolTexConfig.find_unknown_keys(FineMolTexConfig(motif_mask_ratio=0.3)) == ["motif_mask_ratio"]
+
+
+# ----------------------------------------------------------------------------------------- shapes / losses
+def test_output_shapes(config, batch):
+    model = _model(FineMolTexModel, config).eval()
+    b, m = batch["motif_input_ids"].shape
+    length = batch["input_ids"].size(1)
+    out = model(**batch, return_loss=True)
+    assert out.graph_embeds.shape == out.text_embeds.shape == (b, config.projection_dim)
+    assert torch.allclose(out.graph_embeds.norm(dim=-1), torch.ones(b), atol=1e-5)
+    assert out.logits_per_graph.shape == (b, b) and torch.equal(out.logits_per_text, out.logits_per_graph.t())
+    assert out.atom_hidden_states.shape == (batch["graph_atom_features"].size(0), config.gnn_hidden_size)
+    assert out.motif_last_hidden_state.shape == (b, m, config.motif_stream_hidden_size)
+    assert out.text_last_hidden_state.shape == (b, length, config.text_stream_hidden_size)
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    graph_only = model.get_graph_features(**{k: v for k, v in batch.items() if k not in ("input_ids", "attention_mask")})
+    text_only = model.get_text_features(batch["input_ids"], batch["attention_mask"])
+    assert torch.allclose(graph_only, out.graph_embeds, atol=1e-6) and torch.allclose(text_only, out.text_embeds, atol=1e-6)
+
+    pre = _model(FineMolTexForPreTraining, config)
+    out = pre(**batch, mask_seed=0)
+    for name in LOSS_NAMES:
+        value = getattr(out, name)
+        assert value.ndim == 0 and torch.isfinite(value) and value > 0, name
+    n_motifs, n_words = int(out.motif_mask.sum()), int(out.word_mask.sum())
+    assert n_motifs > 0 and n_words > 0
+    assert out.masked_motif_logits.shape == (n_motifs, config.num_motif_targets)
+    assert out.mlm_logits.shape == (n_words, config.text_config.vocab_size)
+    assert out.fused_motif_hidden_state.shape == (b, m, config.motif_stream_hidden_size)
+    assert 0.0 <= out.contrastive_accuracy <= 1.0
+    # masks only touch maskable positions: target motifs, non-special real words
+    assert (batch["motif_input_ids"][out.motif_mask] >= 4).all()
+    assert (batch["motif_input_ids"][out.motif_mask] < 4 + config.num_motif_targets).all()
+    assert not out.motif_mask[:, 0].any()
+    assert batch["attention_mask"].bool()[out.word_mask].all()
+    assert not torch.isin(batch["input_ids"][out.word_mask], torch.tensor(config.text_special_token_ids)).any()
+    expected = out.contrastive_loss + 1.0 * out.masked_motif_loss + 0.5 * out.masked_lm_loss
+    assert torch.allclose(out.loss, expected)
+
+
+def test_masks_random_per_call_and_reproducible(config, batch):
+    model = _model(FineMolTexForPreTraining, tiny_config(mask_seed=5))
+    first, second = model(**batch), model(**batch)
+    assert not torch.equal(first.word_mask, second.word_mask)
+    again = _model(FineMolTexForPreTraining, tiny_config(mask_seed=5))(**batch)
+    assert torch.equal(first.word_mask, again.word_mask) and torch.equal(first.motif_mask, again.motif_mask)
+    a, b = model(**batch, mask_seed=1), model(**batch, mask_seed=1)
+    assert torch.equal(a.word_mask, b.word_mask) and torch.equal(a.motif_mask, b.motif_mask)
+
+
+def test_every_parameter_gets_a_gradient(batch):
+    config = tiny_config(learnable_temperature=True, use_motif_id_embeddings=True, gnn_jk="concat")
+    model = _model(FineMolTexForPreTraining, config)
+    model(**batch, mask_seed=0).loss.backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert missing == []
+    zero = [name for name, p in model.named_parameters() if p.grad.abs().sum() == 0]
+    # the only legitimately zero gradients: embedding rows never used by this batch are still non-zero overall
+    assert zero == [], zero
+
+
+def test_overfits_sixteen_pairs():
+    """A tiny model aligns 16 distinct molecule-text pairs (contrastive accuracy 1.0) within a bounded number
+    of CPU steps."""
+    config = tiny_config()
+    batch = distinct_pairs_batch(config, 16)
+    model = _model(FineMolTexForPreTraining, config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    accuracy = 0.0
+    for step in range(150):
+        out = model(**batch)
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        accuracy = out.contrastive_accuracy.item()
+        if accuracy == 1.0:
+            break
+    assert accuracy == 1.0, f"accuracy {accuracy} after {step + 1} steps"
+    model.eval()
+    with torch.no_grad():
+        logits = model.finemoltex(**batch).logits_per_graph
+    assert (logits.argmax(1) == torch.arange(16)).float().mean() >= 0.9
+
+
+def test_permuting_molecules_permutes_outputs(config, batch):
+    model = _model(FineMolTexModel, config).eval()
+    order = [3, 0, 5, 1, 4, 2]
+    permuted = select_molecules(batch, order)
+    with torch.no_grad():
+        out, out_p = model(**batch), model(**permuted)
+    assert torch.allclose(out_p.graph_embeds, out.graph_embeds[order], atol=1e-5)
+    assert torch.allclose(out_p.text_embeds, out.text_embeds[order], atol=1e-5)
+    assert torch.allclose(out_p.logits_per_graph, out.logits_per_graph[order][:, order], atol=1e-4)
+    # each molecule's embedding does not depend on the rest of the batch (eval-mode BatchNorm)
+    alone = model.get_graph_features(**{k: v for k, v in select_molecules(batch, [2]).items() if not k.endswith(("input_ids", "attention_mask")) or k.startswith("motif")})
+    assert torch.allclose(alone[0], out.graph_embeds[2], atol=1e-5)
+
+
+def test_coattention_only_in_fused_pass(config, batch):
+    """Contrastive embeddings come from the towers alone; the fused motif states depend on the text."""
+    model = _model(FineMolTexForPreTraining, config).eval()
+    motif_mask = torch.zeros_like(batch["motif_input_ids"], dtype=torch.bool)
+    motif_mask[:, 1] = True
+    word_mask = torch.zeros_like(batch["input_ids"], dtype=torch.bool)
+    word_mask[:, 1] = True
+    other_text = dict(batch, input_ids=torch.where(batch["attention_mask"].bool() & (batch["input_ids"] > 103), batch["input_ids"].flip(0).clamp(min=104), batch["input_ids"]))
+    with torch.no_grad():
+        a = model(**batch, motif_mask=motif_mask, word_mask=word_mask)
+        b = model(**other_text, motif_mask=motif_mask, word_mask=word_mask)
+    assert torch.equal(a.graph_embeds, b.graph_embeds)
+    assert not torch.allclose(a.fused_motif_hidden_state, b.fused_motif_hidden_state)
+    assert not torch.allclose(a.masked_motif_logits, b.masked_motif_logits)
+
+
+# ----------------------------------------------------------------------------------------- label leak
+@pytest.mark.parametrize("use_ids", [False, True])
+def test_masked_motif_prediction_does_not_see_its_identity(batch, use_ids):
+    """The reference feeds unmasked motifs to the masked-motif head. Here a masked slot carries only [MASK] +
+    position: changing the masked motif's id leaves its logits unchanged (with or without id embeddings)."""
+    config = tiny_config(use_motif_id_embeddings=use_ids)
+    model = _model(FineMolTexForPreTraining, config).eval()
+    candidates = losses.motif_candidates(batch["motif_input_ids"], batch["motif_attention_mask"], config.num_motif_targets)
+    row = int(candidates.any(1).nonzero()[0])
+    slot = int(candidates[row].nonzero()[0])
+    motif_mask = torch.zeros_like(candidates)
+    motif_mask[row, slot] = True
+    word_mask = torch.zeros_like(batch["input_ids"], dtype=torch.bool)
+    changed_ids = batch["motif_input_ids"].clone()
+    changed_ids[row, slot] = 4 + (int(changed_ids[row, slot]) - 4 + 5) % config.num_motif_targets
+    with torch.no_grad():
+        a = model(**batch, motif_mask=motif_mask, word_mask=word_mask)
+        b = model(**dict(batch, motif_input_ids=changed_ids), motif_mask=motif_mask, word_mask=word_mask)
+        unmasked = model(**dict(batch, motif_input_ids=changed_ids), motif_mask=torch.zeros_like(motif_mask), word_mask=word_mask)
+    assert a.masked_motif_labels.item() != b.masked_motif_labels.item()
+    assert torch.allclose(a.masked_motif_logits, b.masked_motif_logits, atol=1e-6)
+    # sanity: the masked slot's input really differs from the unmasked one
+    assert not torch.allclose(a.fused_motif_hidden_state[row, slot], unmasked.fused_motif_hidden_state[row, slot])
+
+
+# ----------------------------------------------------------------------------------------- scale
+def test_faked_gather_equals_concatenated_batch_and_keeps_gradients(config, monkeypatch):
+    """With negatives gathered from a (faked) second process, the loss equals the single-process loss on the
+    concatenated batch, and gradients reach the local embeddings."""
+    model = _model(FineMolTexModel, config).eval()
+    local = random_batch(config, batch_size=3, seed=1)
+    remote = random_batch(config, batch_size=3, seed=2)
+    with torch.no_grad():
+        remote_out = model(**remote)
+    remote_tensors = [remote_out.graph_embeds, remote_out.text_embeds]
+
+    def fake_gather(*tensors):
+        return tuple(torch.cat([t, r]) for t, r in zip(tensors, remote_tensors))
+
+    monkeypatch.setattr(modeling, "gather_features", fake_gather)
+    out = model(**local, return_loss=True)
+    out.loss.backward()
+    assert out.logits_per_graph.shape == (6, 6)
+    joint = losses.contrastive_loss(
+        torch.cat([out.graph_embeds.detach(), remote_tensors[0]]), torch.cat([out.text_embeds.detach(), remote_tensors[1]]), 0.1
+    )
+    assert torch.allclose(out.loss, joint, atol=1e-6)
+    assert model.graph_projection.weight.grad.abs().sum() > 0 and model.text_projection.weight.grad.abs().sum() > 0
+    # and with gathering switched off the fake is not used
+    model_off = _model(FineMolTexModel, tiny_config(gather_negatives=False)).eval()
+    assert model_off(**local, return_loss=True).logits_per_graph.shape == (3, 3)
+
+
+def test_duplicate_molecules_are_not_negatives(config):
+    model = _model(FineMolTexModel, config).eval()
+    batch = random_batch(config, batch_size=4, seed=3)
+    batch = select_molecules(batch, [0, 1, 2, 0])  # molecule 0 twice
+    key = torch.tensor([11, 12, 13, 11])
+    with torch.no_grad():
+        out = model(**batch, duplicate_key=key, return_loss=True)
+        plain = model(**batch, return_loss=True)
+    assert torch.isinf(out.logits_per_graph[0, 3]) and torch.isinf(out.logits_per_graph[3, 0])
+    assert torch.isfinite(out.logits_per_graph.diagonal()).all()
+    expected = losses.contrastive_loss(out.graph_embeds, out.text_embeds, 0.1, losses.duplicate_negative_mask(key))
+    assert torch.allclose(out.loss, expected) and out.loss < plain.loss
+
+
+def test_importance_masking_is_not_uniform(config):
+    """Importance masking (default scores: log frequency rank) masks rare target motifs far more often than
+    frequent ones; uniform masking does not."""
+    g = torch.Generator().manual_seed(0)
+    ids = [4, 4 + config.num_motif_targets - 1, 5, 6]  # most frequent, rarest, two frequent
+    molecules = [make_molecule(g, config, 4, 4, motif_ids=ids) for _ in range(64)]
+    batch = collate_molecules(molecules, [random_text(g, 512, 5) for _ in range(64)])
+    counts = {}
+    for strategy in ("importance", "uniform"):
+        model = _model(FineMolTexForPreTraining, tiny_config(motif_masking_strategy=strategy, motif_mask_rate=0.25)).eval()
+        with torch.no_grad():
+            masks = torch.stack([model(**batch, mask_seed=s).motif_mask for s in range(5)])
+        counts[strategy] = masks.float().mean(dim=(0, 1))[1:]
+    assert counts["importance"][1] > 0.5 and counts["importance"][0] < 0.1
+    assert counts["uniform"].max() - counts["uniform"].min() < 0.15
+
+
+def test_gradient_checkpointing_matches(config, batch):
+    model = _model(FineMolTexForPreTraining, config)
+    reference = model(**batch, mask_seed=0).loss
+    model.gradient_checkpointing_enable()
+    flagged = [m for m in model.modules() if getattr(m, "gradient_checkpointing", False)]
+    assert any(isinstance(m, modeling.FineMolTexTransformerLayer) for m in flagged)
+    assert any(m.__class__.__name__ == "BertLayer" for m in flagged)
+    loss = model(**batch, mask_seed=0).loss
+    assert torch.allclose(loss, reference, atol=1e-5)
+    loss.backward()
+    assert model.finemoltex.fusion.motif_layers[0].attention.query.weight.grad is not None
+    assert model.finemoltex.text_model.get_input_embeddings().weight.grad is not None
+
+
+def test_bf16_autocast(config, batch):
+    model = _model(FineMolTexForPreTraining, config)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(**batch, mask_seed=0)
+    assert out.logits_per_graph.dtype == torch.float32
+    for name in LOSS_NAMES:
+        assert torch.isfinite(getattr(out, name)), name
+    out.loss.backward()
+
+
+# ----------------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("autocast", [False, True])
+def test_edge_case_batches_give_finite_losses(config, autocast):
+    g = torch.Generator().manual_seed(4)
+    single_atom = make_molecule(g, config, 1, 1)
+    single_motif = make_molecule(g, config, 5, 1)
+    unk_only = make_molecule(g, config, 3, 2, motif_ids=[1, config.motif_vocab_size - 1])
+    model = _model(FineMolTexForPreTraining, config)
+    cases = {
+        "one atom, one motif, batch of one": collate_molecules([single_atom], [random_text(g, 512, 3)]),
+        "mixed": collate_molecules([single_atom, single_motif, unk_only], [random_text(g, 512, n) for n in (3, 0, 5)]),
+        "no maskable motif": collate_molecules([unk_only, unk_only], [random_text(g, 512, 4)] * 2),
+        "no maskable word": collate_molecules([single_motif], [[101, 102]]),
+    }
+    for name, batch in cases.items():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            out = model(**batch, mask_seed=0)
+        for loss_name in LOSS_NAMES:
+            assert torch.isfinite(getattr(out, loss_name)), (name, loss_name)
+        out.loss.backward()
+        if name == "no maskable motif":
+            assert out.masked_motif_loss.item() == 0.0
+        if name == "no maskable word":
+            assert out.masked_lm_loss.item() == 0.0
+
+
+def test_bad_batches_raise_clear_errors(config, batch):
+    model = _model(FineMolTexForPreTraining, config)
+    shorter_text = dict(batch, input_ids=batch["input_ids"][:-1], attention_mask=batch["attention_mask"][:-1])
+    with pytest.raises(ValueError, match="batch sizes differ"):
+        model(**shorter_text)
+    padded = batch["attention_mask"].clone()
+    padded[2] = 0
+    with pytest.raises(ValueError, match="all padding"):
+        model(**dict(batch, attention_mask=padded))
+    empty = select_molecules(batch, [])
+    with pytest.raises(ValueError, match="Empty batch"):
+        model(**empty)
+    no_motif = batch["motif_attention_mask"].clone()
+    no_motif[1, 1:] = 0
+    with pytest.raises(ValueError, match="no motif"):
+        model(**dict(batch, motif_attention_mask=no_motif))
+    big_atom = batch["graph_atom_features"].clone()
+    big_atom[0, 0] = 500
+    with pytest.raises(ValueError, match="atom_feature_sizes"):
+        model(**dict(batch, graph_atom_features=big_atom))
+    cross = batch["motif_membership"].clone()
+    cross[1, 0] = cross[1, -1]  # first atom (molecule 0) into the last molecule's motif
+    with pytest.raises(ValueError, match="another molecule"):
+        model(**dict(batch, motif_membership=cross))
+
+
+# ----------------------------------------------------------------------------------------- save / load
+def test_save_load_round_trip(config, batch, tmp_path):
+    register_auto_classes()
+    from transformers import AutoModel, AutoModelForPreTraining
+
+    model = _model(FineMolTexForPreTraining, tiny_config(learnable_temperature=True)).eval()
+    model.save_pretrained(tmp_path)
+    assert {"configuration_finemoltex.py", "modeling_finemoltex.py", "losses_finemoltex.py"} <= {p.name for p in tmp_path.glob("*.py")}
+    auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
+    assert auto_map["AutoModel"] == "modeling_finemoltex.FineMolTexModel"
+    assert auto_map["AutoModelForPreTraining"] == "modeling_finemoltex.FineMolTexForPreTraining"
+    loaded = FineMolTexForPreTraining.from_pretrained(tmp_path).eval()
+    state, loaded_state = model.state_dict(), loaded.state_dict()
+    assert state.keys() == loaded_state.keys() and all(torch.equal(state[k], loaded_state[k]) for k in state)
+    with torch.no_grad():
+        a, b = model(**batch, mask_seed=0), loaded(**batch, mask_seed=0)
+    for name in ("loss", "logits_per_graph", "masked_motif_logits", "mlm_logits"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    auto_pre = AutoModelForPreTraining.from_pretrained(tmp_path)
+    assert isinstance(auto_pre, FineMolTexForPreTraining)
+    base = AutoModel.from_pretrained(tmp_path).eval()  # base model out of the pre-training checkpoint
+    with torch.no_grad():
+        assert torch.equal(base(**batch).graph_embeds, model.finemoltex(**batch).graph_embeds)
+
+
+REMOTE_SCRIPT = textwrap.dedent(
+    """
+    import importlib.abc, os, sys
+    repo = os.path.realpath(sys.argv[1])
+    sys.path[:] = [p for p in sys.path if p not in ("", ".") and not os.path.realpath(p).startswith(repo)]
+
+    class BlockPackage(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "modeling_finemoltex" or name.startswith("modeling_finemoltex."):
+                raise ImportError("modeling_finemoltex is blocked in this test")
+
+    sys.meta_path.insert(0, BlockPackage())
+    try:
+        import modeling_finemoltex  # noqa: F401
+        raise SystemExit("package still importable")
+    except ImportError:
+        pass
+    import torch
+    from transformers import AutoModel
+    folder = sys.argv[2]
+    model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+    assert model.__class__.__module__.startswith("transformers_modules"), model.__class__.__module__
+    batch, expected = torch.load(os.path.join(folder, "batch.pt")), torch.load(os.path.join(folder, "expected.pt"))
+    with torch.no_grad():
+        out = model(**batch)
+    assert torch.equal(out.graph_embeds, expected["graph_embeds"]) and torch.equal(out.text_embeds, expected["text_embeds"])
+    print("REMOTE_OK", type(model).__name__)
+    """
+)
+
+
+def test_remote_code_load_in_fresh_process(config, batch, tmp_path):
+    model = _model(FineMolTexModel, config).eval()
+    folder = tmp_path / "checkpoint"
+    model.save_pretrained(folder)
+    with torch.no_grad():
+        out = model(**batch)
+    torch.save(batch, folder / "batch.pt")
+    torch.save({"graph_embeds": out.graph_embeds, "text_embeds": out.text_embeds}, folder / "expected.pt")
+    (tmp_path / "remote_check.py").write_text(REMOTE_SCRIPT)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"), PYTHONPATH="", TRANSFORMERS_VERBOSITY="error")
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "remote_check.py"), str(REPO), str(folder)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert "REMOTE_OK FineMolTexModel" in result.stdout, result.stderr[-3000:]
+
+
+def test_pretrained_text_weights_survive(tmp_path, batch):
+    """The reference re-initialises SciBERT after loading it; here loaded text weights survive construction,
+    post_init, save_pretrained and from_pretrained."""
+    from transformers import BertConfig, BertModel
+
+    base = tiny_config()
+    torch.manual_seed(123)
+    bert = BertModel(BertConfig(**base.text_config.to_dict()), add_pooling_layer=False)
+    with torch.no_grad():
+        for p in bert.parameters():
+            p.add_(torch.randn_like(p))  # far from any init distribution
+    bert.save_pretrained(tmp_path / "bert")
+    reference = {k: v.clone() for k, v in bert.state_dict().items()}
+
+    config = tiny_config(text_model_name_or_path=str(tmp_path / "bert"))
+    model = FineMolTexForPreTraining(config)
+    text_state = model.finemoltex.text_model.state_dict()
+    assert all(torch.equal(text_state[k], reference[k]) for k in reference), "text weights re-initialised"
+    model.save_pretrained(tmp_path / "finemoltex")
+    loaded = FineMolTexForPreTraining.from_pretrained(tmp_path / "finemoltex")
+    text_state = loaded.finemoltex.text_model.state_dict()
+    assert all(torch.equal(text_state[k], reference[k]) for k in reference)
+    # GIN init stays PyTorch-default-like (not normal(0.02)), so graph embeddings are not vanishingly small
+    first_linear = model.finemoltex.graph_encoder.layers[0].mlp[0].weight
+    assert first_linear.std() > 0.05
