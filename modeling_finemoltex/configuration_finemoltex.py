@@ -186,7 +186,7 @@ class FineMolTexConfig(PreTrainedConfig):
         text_config (`dict` or `PreTrainedConfig`): config of any Hugging Face encoder (`AutoModel`), BERT by
             default. text_model_name_or_path (`str`, optional): local folder or Hub id of pretrained text-encoder
             weights, loaded when the model is constructed (not when a FineMolTex checkpoint is loaded, whose own
-            weights win).
+            weights win). Without an explicit `text_config`, the architecture is read from this checkpoint.
         text_mask_token_id (`int`, 103): [MASK] id of the text tokenizer (BERT: 103; SciBERT: 104).
         text_special_token_ids (`list[int]`): ids never masked ([PAD], [UNK], [CLS], [SEP], [MASK]).
 
@@ -287,6 +287,9 @@ class FineMolTexConfig(PreTrainedConfig):
     PRESETS: ClassVar[tuple[str, ...]] = tuple(_PRESETS)
 
     def __post_init__(self, **kwargs):
+        if self.text_config is None and self.text_model_name_or_path:
+            # a pretrained text encoder without an explicit text_config: take its architecture
+            self.text_config = AutoConfig.from_pretrained(self.text_model_name_or_path)
         super().__post_init__(**kwargs)
         # JSON has no tuples: keep lists so a saved config compares equal to the loaded one.
         for name in (

@@ -511,6 +511,19 @@ class FineMolTexPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _no_split_modules = ["FineMolTexTransformerLayer", "FineMolTexCoAttentionLayer", "FineMolTexGraphEncoder"]
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`save_pretrained`, with `auto_map` naming every FineMolTex auto class (transformers only writes the
+        saved class's own), so a pre-training checkpoint also loads with `AutoModel` as remote code."""
+        auto_map = dict(getattr(self.config, "auto_map", None) or {})
+        for auto_class, cls in (
+            ("AutoConfig", FineMolTexConfig),
+            ("AutoModel", FineMolTexModel),
+            ("AutoModelForPreTraining", FineMolTexForPreTraining),
+        ):
+            auto_map.setdefault(auto_class, f"{cls.__module__.split('.')[-1]}.{cls.__name__}")
+        self.config.auto_map = auto_map
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
         """GIN modules: PyTorch's default Linear init and xavier-uniform atom/bond embeddings (MoleculeSTM);
