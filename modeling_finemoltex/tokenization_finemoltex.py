@@ -859,8 +859,16 @@ class FineMolTexGraphTokenizer(PreTrainedTokenizer):
         self.total_motifs = 0
         kwargs.setdefault("model_max_length", max_motifs + 1 if max_motifs else int(1e30))
         super().__init__(
-            pad_token=pad_token, unk_token=unk_token, mask_token=mask_token, cls_token=cls_token, **kwargs
+            pad_token=pad_token,
+            unk_token=unk_token,
+            mask_token=mask_token,
+            cls_token=cls_token,
+            # passed on so that they land in init_kwargs and hence tokenizer_config.json
+            feature_set=feature_set,
+            max_motifs=max_motifs,
+            **kwargs,
         )
+        self.feature_set, self.max_motifs = feature_set, max_motifs
 
     @classmethod
     def from_vocab(cls, vocab: MotifVocab, **kwargs) -> "FineMolTexGraphTokenizer":
@@ -1065,3 +1073,111 @@ __all__ = [
     "feature_sizes",
     "parse_smiles",
 ]
+
+
+# --------------------------------------------------------------------------------------------------
+# Dataset helpers (used by datasets_scripts/: canonical SMILES, InChIKey, Bemis–Murcko scaffold split).
+# Kept here because this is the only module allowed to import RDKit.
+# --------------------------------------------------------------------------------------------------
+
+
+def canonical_smiles(smiles) -> str:
+    """RDKit's isomeric canonical SMILES of ``smiles`` (stereo kept).
+
+    Raises `MoleculeParseError` (via `parse_smiles`) when the SMILES is empty or does not parse/sanitise.
+    """
+    return Chem.MolToSmiles(parse_smiles(smiles), isomericSmiles=True, canonical=True)
+
+
+def inchikey(smiles) -> str | None:
+    """Standard InChIKey of ``smiles``, or ``None`` when InChI cannot represent the molecule (e.g. ``*`` atoms).
+
+    Raises `MoleculeParseError` when the SMILES does not parse.
+    """
+    mol = parse_smiles(smiles)
+    try:
+        key = Chem.MolToInchiKey(mol)
+    except Exception:  # InChI raises on a few exotic inputs; treat like "no key"
+        key = ""
+    return key or None
+
+
+def murcko_scaffold(smiles, include_chirality: bool = True) -> str:
+    """Bemis–Murcko scaffold SMILES of ``smiles`` (``""`` for acyclic molecules), as Hu et al. 2020.
+
+    The scaffold is computed from the parsed (sanitised) molecule; ``include_chirality`` keeps stereo in
+    the scaffold SMILES, the setting of Hu et al. 2020 / MoleculeSTM / FineMolTex.
+    """
+    from rdkit.Chem.Scaffolds import MurckoScaffold
+
+    return MurckoScaffold.MurckoScaffoldSmiles(mol=parse_smiles(smiles), includeChirality=include_chirality)
+
+
+def _check_fractions(fractions: Sequence[float]) -> list[float]:
+    fractions = [float(f) for f in fractions]
+    if not fractions or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
+        raise ValueError(f"Split fractions must be non-negative and sum to 1, got {fractions}")
+    return fractions
+
+
+def scaffold_split(
+    smiles_list: Sequence[str], frac_train: float = 0.8, frac_valid: float = 0.1, frac_test: float = 0.1
+) -> tuple[list[int], list[int], list[int]]:
+    """Deterministic Bemis–Murcko scaffold split (Hu et al. 2020, as used by MoleculeSTM and FineMolTex).
+
+    Molecules are grouped by `murcko_scaffold` (with chirality); groups are sorted by
+    ``(size, first index)`` descending exactly as Hu et al.'s ``sorted(..., reverse=True)``: largest first,
+    and among groups of equal size the one whose first member comes *later* goes first. (That tie rule
+    matters for membership, not sizes; it is the one that reproduces the ECFP4 baselines of
+    BENCHMARKS.md.) A whole group goes to train while
+    ``len(train) + len(group) <= frac_train * N``, else to valid while
+    ``len(train) + len(valid) + len(group) <= (frac_train + frac_valid) * N``, else to test.
+    Returns sorted index lists ``(train_idx, valid_idx, test_idx)``. Raises `MoleculeParseError` (naming the
+    index) for a SMILES that does not parse: drop those first.
+    """
+    _check_fractions([frac_train, frac_valid, frac_test])
+    groups: dict[str, list[int]] = {}
+    for i, smiles in enumerate(smiles_list):
+        try:
+            scaffold = murcko_scaffold(smiles, include_chirality=True)
+        except MoleculeParseError as err:
+            raise MoleculeParseError(f"scaffold_split: molecule at index {i}: {err}") from None
+        groups.setdefault(scaffold, []).append(i)
+    n = len(smiles_list)
+    train_cutoff = frac_train * n
+    valid_cutoff = (frac_train + frac_valid) * n
+    ordered = sorted(groups.values(), key=lambda g: (len(g), g[0]), reverse=True)
+    train_idx: list[int] = []
+    valid_idx: list[int] = []
+    test_idx: list[int] = []
+    for group in ordered:
+        if len(train_idx) + len(group) <= train_cutoff:
+            train_idx.extend(group)
+        elif len(train_idx) + len(valid_idx) + len(group) <= valid_cutoff:
+            valid_idx.extend(group)
+        else:
+            test_idx.extend(group)
+    return sorted(train_idx), sorted(valid_idx), sorted(test_idx)
+
+
+def random_split(n: int, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 42) -> tuple[list[int], ...]:
+    """Random split of ``range(n)`` into ``len(fractions)`` parts, reproducible from ``seed``.
+
+    Same membership as Hu et al. 2020's ``random_split`` for three fractions (``random.seed(seed)``,
+    ``random.shuffle``, cut points ``int(frac * n)`` summed; the last part takes the remainder), without
+    touching the global random state. Returns sorted index lists.
+    """
+    import random
+
+    fractions = _check_fractions(fractions)
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    parts, start = [], 0
+    for k, frac in enumerate(fractions):
+        stop = n if k == len(fractions) - 1 else start + int(frac * n)
+        parts.append(sorted(order[start:stop]))
+        start = stop
+    return tuple(parts)
+
+
+__all__ += ["canonical_smiles", "inchikey", "murcko_scaffold", "random_split", "scaffold_split"]

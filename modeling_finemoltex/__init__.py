@@ -1,0 +1,55 @@
+# Copyright 2026 The finemoltex authors. Licensed under the Apache License, Version 2.0.
+"""FineMolTex for Hugging Face transformers: molecular graph–text pre-training with motif–word alignment.
+
+Importing the package registers ``model_type="finemoltex"`` with ``AutoConfig``, ``AutoModel``,
+``AutoModelForPreTraining``, ``AutoTokenizer`` (the graph tokenizer) and ``AutoProcessor``.
+"""
+
+from transformers import AutoProcessor, AutoTokenizer
+
+from .configuration_finemoltex import FineMolTexConfig
+from .modeling_finemoltex import (
+    FineMolTexForPreTraining,
+    FineMolTexModel,
+    FineMolTexPreTrainedModel,
+    register_auto_classes,
+)
+from .processing_finemoltex import FineMolTexDataCollator, FineMolTexProcessor
+from .tokenization_finemoltex import (
+    FEATURE_SETS,
+    FineMolTexGraphTokenizer,
+    MoleculeParseError,
+    MotifDecomposition,
+    MotifVocab,
+    collate_graphs,
+    feature_sizes,
+)
+
+__version__ = "0.1.0.dev0"
+
+
+def _register() -> None:
+    register_auto_classes()
+    # The graph tokenizer must resolve by class name, or AutoTokenizer (and so AutoProcessor) silently
+    # hands back the text tokenizer in its place.
+    AutoTokenizer.register(FineMolTexConfig, slow_tokenizer_class=FineMolTexGraphTokenizer, exist_ok=True)
+    AutoProcessor.register(FineMolTexConfig, FineMolTexProcessor, exist_ok=True)
+
+
+_register()
+
+__all__ = [
+    "FEATURE_SETS",
+    "FineMolTexConfig",
+    "FineMolTexDataCollator",
+    "FineMolTexForPreTraining",
+    "FineMolTexGraphTokenizer",
+    "FineMolTexModel",
+    "FineMolTexPreTrainedModel",
+    "FineMolTexProcessor",
+    "MoleculeParseError",
+    "MotifDecomposition",
+    "MotifVocab",
+    "collate_graphs",
+    "feature_sizes",
+]

@@ -1,0 +1,367 @@
+"""Graph tokenizer: motif rules, SMILES invariance, features, vocabulary, bad input."""
+
+import json
+import random
+import warnings
+
+import numpy as np
+import pytest
+from rdkit import Chem
+from rdkit.Chem import BRICS
+
+from modeling_finemoltex import FineMolTexGraphTokenizer, MoleculeParseError, MotifVocab, feature_sizes
+from modeling_finemoltex.tokenization_finemoltex import CLS_ID, MASK_ID, PAD_ID, UNK_ID
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return FineMolTexGraphTokenizer()
+
+
+# ---------------------------------------------------------------------------------------------- rules
+
+
+def partition(dec):
+    return sorted(tuple(atoms) for atoms in dec.motif_atoms)
+
+
+def motifs_of(tok, smiles):
+    return sorted(tok.decompose(smiles).motifs)
+
+
+@pytest.mark.parametrize(
+    "smiles, expected",
+    [
+        # aspirin: ester O (BRICS), ring-to-chain bonds cut, both carbonyl carbons branch (3 neighbours)
+        ("CC(=O)Oc1ccccc1C(=O)O", ["C", "C", "C", "C1=CC=CC=C1", "O", "O", "O", "O"]),
+        # isobutane: the branching atom is a motif of its own
+        ("CC(C)C", ["C", "C", "C", "C"]),
+        # diethyl ether: BRICS cuts C-O bonds on both sides (L3-L4)
+        ("CCOCC", ["CC", "CC", "O"]),
+        # biphenyl: the ring-ring bond is BRICS (L16-L16); two bonds? no: one cut -> junction tree
+        ("c1ccc(-c2ccccc2)cc1", ["C1=CC=CC=C1", "C1=CC=CC=C1", "CC"]),
+        # salt: the ions are separate motifs and nothing is lost
+        ("[Na+].CC(=O)[O-]", ["C", "C", "O", "[Na+]", "[OH-]"]),
+        # toluene: one ring-to-chain cut only -> junction tree (a bond motif and the ring)
+        ("Cc1ccccc1", ["C1=CC=CC=C1", "CC"]),
+        # naphthalene: no cut -> junction tree rings (Kekulé structure shared by the two rings)
+        ("c1ccc2ccccc2c1", ["C1=CC=CC=C1", "C1=CCCC=C1"]),
+        # one atom
+        ("O", ["O"]),
+    ],
+)
+def test_hand_checked_decompositions(tok, smiles, expected):
+    assert motifs_of(tok, smiles) == sorted(expected)
+
+
+def test_methods(tok):
+    assert tok.decompose("C").method == "single_atom"
+    assert tok.decompose("CCO").method == "junction_tree"
+    assert tok.decompose("CC(=O)Oc1ccccc1C(=O)O").method == "brics"
+
+
+def test_junction_tree_overlap_and_tree(tok):
+    dec = tok.decompose("CCO")  # no BRICS cut: two bond motifs sharing the middle carbon
+    assert dec.motifs == ["CC", "CO"] or sorted(dec.motifs) == ["CC", "CO"]
+    assert sorted(len(m) for m in dec.atom_motifs) == [1, 1, 2]
+    assert dec.edges == [(0, 1)]
+
+
+def _rules_partition(smiles):
+    """The stated FineMolTex rules, written plainly with RDKit's own BRICS (test oracle)."""
+    mol = Chem.MolFromSmiles(smiles)
+    cut = set()
+    for (i, j), _ in BRICS.FindBRICSBonds(mol):
+        cut.add(frozenset((i, j)))
+    for bond in mol.GetBonds():
+        a, b = bond.GetBeginAtom(), bond.GetEndAtom()
+        if a.IsInRing() != b.IsInRing():
+            cut.add(frozenset((a.GetIdx(), b.GetIdx())))
+    for atom in mol.GetAtoms():
+        if not atom.IsInRing() and atom.GetDegree() > 2:
+            for nbr in atom.GetNeighbors():
+                cut.add(frozenset((atom.GetIdx(), nbr.GetIdx())))
+    if len(cut) <= 1:
+        return None
+    ids = [mol.GetBondBetweenAtoms(*tuple(pair)).GetIdx() for pair in cut]
+    pieces = Chem.GetMolFrags(Chem.FragmentOnBonds(mol, ids, addDummies=False))
+    return sorted(tuple(sorted(p)) for p in pieces)
+
+
+def test_partition_follows_the_stated_rules(tok, chebi_pairs, zinc_smiles):
+    smiles = [s for _, s, _ in chebi_pairs[:600]] + zinc_smiles[:600]
+    checked = 0
+    for s in smiles:
+        expected = _rules_partition(s)
+        dec = tok.decompose(s)
+        if expected is None:
+            assert dec.method in ("junction_tree", "single_atom"), s
+            continue
+        assert dec.method == "brics", s
+        assert partition(dec) == expected, s
+        checked += 1
+    assert checked > 1000
+
+
+def test_motif_tree_edges_are_the_cut_bonds(tok):
+    smiles = "CC(=O)Oc1ccccc1C(=O)O"
+    mol = Chem.MolFromSmiles(smiles)
+    dec = tok.decompose(smiles)
+    motif_of = {a: ms[0] for a, ms in enumerate(dec.atom_motifs)}
+    crossing = set()
+    for bond in mol.GetBonds():
+        a, b = motif_of[bond.GetBeginAtomIdx()], motif_of[bond.GetEndAtomIdx()]
+        if a != b:
+            crossing.add((min(a, b), max(a, b)))
+    assert set(dec.edges) == crossing
+    assert len(dec.edges) == len(dec.motifs) - 1  # a tree
+
+
+def test_positions_are_breadth_first_from_first_canonical_atom(tok):
+    smiles = "CC(=O)Oc1ccccc1C(=O)O"
+    mol = Chem.MolFromSmiles(smiles)
+    dec = tok.decompose(smiles)
+    ranks = list(Chem.CanonicalRankAtoms(mol))
+    first_atom = ranks.index(0)
+    assert dec.positions == list(range(len(dec.motifs)))
+    assert 0 in dec.atom_motifs[first_atom]
+    # BFS: each motif's parent (its tree neighbour nearest the root) comes before it, depths never decrease
+    depth = {0: 0}
+    frontier = [0]
+    neighbours = {m: set() for m in range(len(dec.motifs))}
+    for a, b in dec.edges:
+        neighbours[a].add(b)
+        neighbours[b].add(a)
+    while frontier:
+        nxt = []
+        for m in frontier:
+            for n in neighbours[m]:
+                if n not in depth:
+                    depth[n] = depth[m] + 1
+                    nxt.append(n)
+        frontier = nxt
+    depths = [depth[m] for m in range(len(dec.motifs))]
+    assert depths == sorted(depths)
+
+
+# ------------------------------------------------------------------------------------------ invariance
+
+
+def test_decomposition_does_not_depend_on_how_smiles_is_written(tok, chebi_pairs, zinc_smiles):
+    rng = random.Random(0)
+    smiles = [s for _, s, _ in chebi_pairs[:500]] + zinc_smiles[:300]
+    for s in smiles:
+        mol = Chem.MolFromSmiles(s)
+        reference = tok.decompose(s)
+        for _ in range(2):
+            Chem.rdBase.SeedRandomNumberGenerator(rng.randrange(1 << 30))
+            other = Chem.MolToSmiles(mol, doRandom=True, canonical=False)
+            dec = tok.decompose(other)
+            assert dec.motifs == reference.motifs, (s, other)
+            assert dec.edges == reference.edges, (s, other)
+            assert dec.positions == reference.positions
+            assert dec.method == reference.method
+
+
+def test_atom_motifs_follow_the_atoms(tok):
+    # the same molecule written two ways: each atom keeps the motif it had
+    first, second = "OCC(=O)NCc1ccccc1", "c1ccc(CNC(=O)CO)cc1"
+    match = Chem.MolFromSmiles(second).GetSubstructMatch(Chem.MolFromSmiles(first))
+    a, b = tok.decompose(first), tok.decompose(second)
+    for i, j in enumerate(match):
+        assert [a.motifs[m] for m in a.atom_motifs[i]] == [b.motifs[m] for m in b.atom_motifs[j]]
+
+
+def test_motif_identities_match_the_authors_vocabulary_format(tok, shared_data, zinc_smiles):
+    """Our motif SMILES are in the reference's form (Kekulé, no stereo): nearly all are in its vocabulary."""
+    path = shared_data / "finemoltex_motif_vocab" / "frequency2.txt"
+    reference = {line.split()[0] for line in path.read_text().splitlines() if line.strip()}
+    seen = [m for s in zinc_smiles[:1000] for m in tok.decompose(s).motifs]
+    unknown = sum(m not in reference for m in seen) / len(seen)
+    assert unknown < 0.05  # the authors' own pipeline: 2.2% of motifs on this file are not in it
+
+
+# -------------------------------------------------------------------------------------------- features
+
+
+def test_reference_features(tok):
+    enc = tok.encode_molecule("C/C=C/[C@H](N)c1ccccc1")
+    atoms = np.array(enc["atom_features"]).reshape(-1, 2)
+    bonds = np.array(enc["edge_features"]).reshape(-1, 2)
+    assert atoms.shape[0] == enc["num_atoms"][0] == 11
+    assert set(atoms[:, 0]) == {6, 7}
+    assert (atoms[:, 1] > 0).sum() == 1  # one stereocentre
+    assert (bonds[:, 0] == 3).sum() == 6  # aromatic ring bonds
+    assert (bonds[:, 0] == 1).sum() == 1  # the double bond
+    assert (bonds[:, 1] > 0).sum() == 2  # the two directional single bonds
+    atom_sizes, bond_sizes = feature_sizes("reference")
+    assert (atoms < np.array(atom_sizes)).all() and (bonds < np.array(bond_sizes)).all()
+
+
+def test_rich_features_within_their_vocabularies():
+    tok = FineMolTexGraphTokenizer(feature_set="rich")
+    atom_sizes, bond_sizes = feature_sizes("rich")
+    for s in ["C[N+](=O)[O-]", "O=C1NC(=O)c2ccccc21", "[13CH4]", "C#N", "*CC*", "[Fe+3]"]:
+        enc = tok.encode_molecule(s)
+        atoms = np.array(enc["atom_features"]).reshape(-1, len(atom_sizes))
+        bonds = np.array(enc["edge_features"]).reshape(-1, len(bond_sizes))
+        assert (atoms >= 0).all() and (atoms < np.array(atom_sizes)).all(), s
+        assert (bonds >= 0).all() and (bonds < np.array(bond_sizes)).all(), s
+    enc = tok.encode_molecule("C[N+](=O)[O-]")
+    atoms = np.array(enc["atom_features"]).reshape(-1, len(atom_sizes))
+    assert sorted(atoms[:, 2] - 5) == [-1, 0, 0, 1]  # formal charges
+
+
+def test_unknown_feature_set_is_rejected():
+    with pytest.raises(ValueError, match="feature_set"):
+        FineMolTexGraphTokenizer(feature_set="fancy")
+
+
+def test_encoded_row_is_consistent(tok):
+    enc = tok.encode_molecule("CC(=O)Oc1ccccc1C(=O)O")
+    n = enc["num_atoms"][0]
+    edges = np.array(enc["edge_index"]).reshape(2, -1)
+    assert edges.shape[1] == 13 and (edges < n).all() and (edges[0] < edges[1]).all()
+    assert enc["motif_ids"][0] == CLS_ID and len(enc["motif_ids"]) == 9
+    assert enc["motif_positions"] == list(range(9))
+    membership = np.array(enc["motif_membership"]).reshape(2, -1)
+    assert sorted(membership[0]) == list(range(n))  # BRICS path: every atom in exactly one motif
+    assert set(membership[1]) == set(range(1, 9))
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize("bad", ["C1CC", "not a smiles", "", "   ", None, 42, "c1cccc1"])
+def test_bad_smiles_raise_naming_index_and_string(tok, bad):
+    with pytest.raises(ValueError) as err:
+        tok(["CCO", bad])
+    assert "index 1" in str(err.value)
+    assert repr(bad) in str(err.value)
+    assert isinstance(err.value, MoleculeParseError)
+
+
+def test_unkekulisable_aromatic_message(tok):
+    with pytest.raises(MoleculeParseError, match="kekul"):
+        tok.decompose("c1cccc1")
+
+
+def test_ignore_errors_skips_and_reports(tok):
+    batch = tok(["CCO", "C1CC", "c1ccccc1"], ignore_errors=True)
+    assert batch["kept_indices"] == [0, 2]
+    assert batch["motif_input_ids"].shape[0] == 2
+    assert int(batch["graph_batch"].max()) == 1
+
+
+@pytest.mark.parametrize(
+    "smiles",
+    ["[Na+].[Cl-]", "[13CH4]", "[2H]OC([2H])([2H])[2H]", "*CC*", "[*:1]c1ccccc1", "[NH4+].[O-]C(=O)C", "[Fe]", "[H][H]"],
+)
+def test_unusual_but_valid_molecules(tok, smiles):
+    enc = tok.encode_molecule(smiles)
+    n = enc["num_atoms"][0]
+    membership = np.array(enc["motif_membership"]).reshape(2, -1)
+    assert set(membership[0]) == set(range(n))  # every atom in some motif (salts included)
+    assert len(enc["motif_ids"]) >= 2
+
+
+def test_isotopes_and_charges_keep_motif_identity_simple(tok):
+    assert tok.decompose("[13CH4]").motifs == ["C"]
+    assert tok.decompose("[NH4+]").motifs == ["[NH4+]"]
+
+
+def _peptide(n):
+    return "N" + "".join("[C@@H](C)C(=O)N" for _ in range(n - 1)) + "CC(=O)O"
+
+
+@pytest.mark.parametrize(
+    "smiles, min_atoms",
+    [
+        (_peptide(85), 400),  # a long peptide
+        ("C1" + "C" * 498 + "1", 499),  # a huge ring
+        ("C" * 2000, 2000),  # a polymer fragment beyond the dense-matrix limit
+        (
+            "C12=C3C4=C5C6=C1C7=C8C9=C1C%10=C%11C(=C29)C3=C2C3=C4C4=C5C5=C9C6=C7C6=C7C8=C1C1=C8C%10=C%10C%11=C2"
+            "C2=C3C3=C4C4=C5C5=C%11C%12=C(C6=C95)C7=C1C1=C%12C5=C%11C4=C3C3=C5C(=C81)C%10=C23",
+            60,
+        ),  # C60 fullerene
+    ],
+    ids=["peptide", "macrocycle", "polymer", "fullerene"],
+)
+def test_very_large_molecules(tok, smiles, min_atoms):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        enc = tok.encode_molecule(smiles)
+    assert enc["num_atoms"][0] >= min_atoms
+
+
+def test_motif_cap_warns_and_truncates():
+    tok = FineMolTexGraphTokenizer(max_motifs=10)
+    with pytest.warns(UserWarning, match="max_motifs"):
+        enc = tok.encode_molecule(_peptide(20), index=7)
+    assert len(enc["motif_ids"]) == 11
+    membership = np.array(enc["motif_membership"]).reshape(2, -1)
+    assert membership[1].max() == 10
+    assert enc["num_atoms"][0] > membership[0].max()  # atoms stay in the graph
+
+
+# ------------------------------------------------------------------------------------------ vocabulary
+
+
+def test_vocab_build_counts_targets_and_specials():
+    corpus = ["CC(=O)Oc1ccccc1C(=O)O"] * 10 + ["CCOCC"] * 3 + ["C1CC"]
+    vocab = MotifVocab.build(corpus, target_min_frequency=10)
+    assert vocab.tokens[:4] == ["[PAD]", "[UNK]", "[MASK]", "[CLS]"]
+    assert (PAD_ID, UNK_ID, MASK_ID, CLS_ID) == (0, 1, 2, 3)
+    counts = dict(vocab.motifs)
+    assert counts["O"] == 43 and counts["C"] == 30 and counts["CC"] == 6
+    assert vocab.num_targets == 3  # O, C, benzene seen >= 10 times
+    assert [c for _, c in vocab.motifs] == sorted((c for _, c in vocab.motifs), reverse=True)
+    assert vocab.build_options["skipped_molecules"] == 1 and vocab.build_options["num_molecules"] == 14
+
+
+def test_vocab_min_frequency_and_max_size():
+    counts = {"C": 50, "O": 40, "CC": 5, "N": 1}
+    assert [m for m, _ in MotifVocab.from_counts(counts, min_frequency=5).motifs] == ["C", "O", "CC"]
+    assert [m for m, _ in MotifVocab.from_counts(counts, max_size=2).motifs] == ["C", "O"]
+
+
+def test_vocab_save_load_and_checksum(tmp_path):
+    vocab = MotifVocab.from_counts({"C": 50, "O": 40, "CC": 5}, target_min_frequency=10)
+    path = vocab.save(tmp_path / "v.json")
+    again = MotifVocab.load(path)
+    assert again.tokens == vocab.tokens and again.num_targets == 2 and again.checksum == vocab.checksum
+    data = json.loads((tmp_path / "v.json").read_text())
+    data["motifs"][0][1] = 51
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="checksum"):
+        MotifVocab.load(tmp_path / "bad.json")
+    with pytest.raises(FileNotFoundError, match="missing.json"):
+        MotifVocab.load(tmp_path / "missing.json")
+
+
+def test_unknown_motifs_map_to_unk_and_are_counted():
+    tok = FineMolTexGraphTokenizer.from_vocab(MotifVocab.from_counts({"C": 10, "O": 10}))
+    enc = tok.encode_molecule("CC(=O)Oc1ccccc1C(=O)O")
+    assert enc["motif_ids"].count(UNK_ID) == 1  # the benzene ring
+    assert tok.unknown_motifs == 1 and tok.total_motifs == 8
+    assert tok.convert_tokens_to_ids(["C", "C1=CC=CC=C1"]) == [5, UNK_ID] or tok.convert_tokens_to_ids(["C"]) == [4]
+
+
+def test_tokenizer_interface(tok):
+    assert tok.tokenize("CCOCC") == tok.decompose("CCOCC").motifs
+    assert tok.cls_token_id == CLS_ID and tok.pad_token_id == PAD_ID and tok.mask_token_id == MASK_ID
+
+
+def test_tokenizer_save_load_round_trip(tmp_path):
+    from transformers import AutoTokenizer
+
+    vocab = MotifVocab.build(["CC(=O)Oc1ccccc1C(=O)O", "CCOCC"], target_min_frequency=1)
+    tok = FineMolTexGraphTokenizer.from_vocab(vocab, feature_set="rich", max_motifs=64)
+    tok.save_pretrained(tmp_path)
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    assert type(again) is FineMolTexGraphTokenizer
+    assert again.feature_set == "rich" and again.max_motifs == 64
+    assert again.get_vocab() == tok.get_vocab()
+    assert again.motif_vocab.checksum == vocab.checksum
+    assert again.encode_molecule("CCOCC") == tok.encode_molecule("CCOCC")
