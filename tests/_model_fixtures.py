@@ -16,6 +16,10 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 import torch
 
+# Tiny models run fastest single-threaded, and the CI/dev machines are shared: oversubscribed threads made
+# the overfit test 5x slower. Override with FINEMOLTEX_TEST_THREADS.
+torch.set_num_threads(int(os.environ.get("FINEMOLTEX_TEST_THREADS", "1")))
+
 from modeling_finemoltex.configuration_finemoltex import FineMolTexConfig
 
 CLS, SEP, PAD = 101, 102, 0
