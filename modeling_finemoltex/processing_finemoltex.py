@@ -225,10 +225,12 @@ class FineMolTexProcessor(ProcessorMixin):
         batch_size: int = 256,
         ignore_errors: bool = True,
         desc: str = "Tokenising molecules",
+        **map_kwargs,
     ):
         """``dataset.map`` with `preprocess`, cached in Arrow by ``datasets``; returns (dataset, dropped rows).
 
         ``num_proc=None`` tokenises in this process (``num_proc=1`` would still start a worker pool).
+        ``map_kwargs`` go to ``datasets.Dataset.map`` (``cache_file_name``, ``load_from_cache_file``…).
         Rows whose SMILES do not parse are dropped when ``ignore_errors`` and counted in the returned
         list of their indices.
         """
@@ -248,6 +250,7 @@ class FineMolTexProcessor(ProcessorMixin):
                 "keep_columns": (*keep_columns, "__row__"),
             },
             desc=desc,
+            **map_kwargs,
         )
         kept_rows = np.zeros(total, dtype=bool)
         kept_rows[np.asarray(mapped["__row__"], dtype=np.int64)] = True

@@ -110,14 +110,19 @@ def parse_smiles(smiles, index: int | None = None) -> Chem.Mol:
     text = smiles.strip()
     if not text:
         raise MoleculeParseError(f"Empty SMILES{where}: {smiles!r}")
-    mol = Chem.MolFromSmiles(text, sanitize=False)
+    # exactly what MolFromSmiles gives (sanitised, explicit [H] removed, stereo cleaned up) ...
+    mol = Chem.MolFromSmiles(text)
     if mol is None:
-        raise MoleculeParseError(f"Invalid SMILES{where}: {smiles!r} is not valid SMILES syntax")
-    try:
-        Chem.SanitizeMol(mol)
-    except Exception as err:  # RDKit raises several exception types (KekulizeException, AtomValenceException…)
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise MoleculeParseError(f"Invalid SMILES{where}: {smiles!r} ({reason})") from None
+        # ... and, when it fails, parse again step by step only to say why
+        mol = Chem.MolFromSmiles(text, sanitize=False)
+        if mol is None:
+            raise MoleculeParseError(f"Invalid SMILES{where}: {smiles!r} is not valid SMILES syntax")
+        try:
+            Chem.SanitizeMol(mol)
+            reason = "rejected by RDKit"
+        except Exception as err:  # several exception types (KekulizeException, AtomValenceException…)
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise MoleculeParseError(f"Invalid SMILES{where}: {smiles!r} ({reason})")
     if mol.GetNumAtoms() == 0:
         raise MoleculeParseError(f"SMILES{where} has no heavy atoms: {smiles!r}")
     return mol
@@ -1081,12 +1086,26 @@ __all__ = [
 # --------------------------------------------------------------------------------------------------
 
 
+def _dataset_mol(smiles) -> Chem.Mol:
+    """`parse_smiles` + what ``Chem.MolFromSmiles`` does on top of sanitising: explicit ``[H]`` atoms removed and
+    stereo perceived (so canonical SMILES, InChIKeys and scaffolds equal those of ``MolFromSmiles``)."""
+    mol = parse_smiles(smiles)
+    try:
+        mol = Chem.RemoveHs(mol)
+    except Exception as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise MoleculeParseError(f"Invalid SMILES: {smiles!r} ({reason})") from None
+    Chem.AssignStereochemistry(mol, cleanIt=True, force=True)
+    return mol
+
+
 def canonical_smiles(smiles) -> str:
-    """RDKit's isomeric canonical SMILES of ``smiles`` (stereo kept).
+    """RDKit's isomeric canonical SMILES of ``smiles`` (stereo kept; same string as ``MolFromSmiles`` +
+    ``MolToSmiles``).
 
     Raises `MoleculeParseError` (via `parse_smiles`) when the SMILES is empty or does not parse/sanitise.
     """
-    return Chem.MolToSmiles(parse_smiles(smiles), isomericSmiles=True, canonical=True)
+    return Chem.MolToSmiles(_dataset_mol(smiles), isomericSmiles=True, canonical=True)
 
 
 def inchikey(smiles) -> str | None:
@@ -1094,7 +1113,7 @@ def inchikey(smiles) -> str | None:
 
     Raises `MoleculeParseError` when the SMILES does not parse.
     """
-    mol = parse_smiles(smiles)
+    mol = _dataset_mol(smiles)
     try:
         key = Chem.MolToInchiKey(mol)
     except Exception:  # InChI raises on a few exotic inputs; treat like "no key"
@@ -1105,12 +1124,12 @@ def inchikey(smiles) -> str | None:
 def murcko_scaffold(smiles, include_chirality: bool = True) -> str:
     """Bemis–Murcko scaffold SMILES of ``smiles`` (``""`` for acyclic molecules), as Hu et al. 2020.
 
-    The scaffold is computed from the parsed (sanitised) molecule; ``include_chirality`` keeps stereo in
+    The scaffold is computed from the parsed molecule (as ``MolFromSmiles`` gives it); ``include_chirality`` keeps stereo in
     the scaffold SMILES, the setting of Hu et al. 2020 / MoleculeSTM / FineMolTex.
     """
     from rdkit.Chem.Scaffolds import MurckoScaffold
 
-    return MurckoScaffold.MurckoScaffoldSmiles(mol=parse_smiles(smiles), includeChirality=include_chirality)
+    return MurckoScaffold.MurckoScaffoldSmiles(mol=_dataset_mol(smiles), includeChirality=include_chirality)
 
 
 def _check_fractions(fractions: Sequence[float]) -> list[float]:
