@@ -195,7 +195,7 @@ class FineMolTexConfig(PreTrainedConfig):
     text_stream_num_heads (4), text_stream_intermediate_size (768).
 
     Motif stream: motif_stream_num_layers (3), motif_stream_hidden_size (768), motif_stream_num_heads (8),
-    motif_stream_intermediate_size (768), max_motif_positions (256; motif_position_ids must be smaller),
+    motif_stream_intermediate_size (768), max_motif_positions (512 = the graph tokenizer's default max_motifs 511 + [CLS]; motif_position_ids must be smaller),
     motif_vocab_size (2461 = 4 specials + 2457), num_motif_targets (2457: ids 4 .. 4+T-1 are maskable and
     predicted, label = id - 4), use_motif_id_embeddings (False: like the reference, a motif enters the stream
     only as the mean of its atoms' GIN states; True adds a learned motif-id embedding to *unmasked* slots).
@@ -250,7 +250,7 @@ class FineMolTexConfig(PreTrainedConfig):
     motif_stream_hidden_size: int = 768
     motif_stream_num_heads: int = 8
     motif_stream_intermediate_size: int = 768
-    max_motif_positions: int = 256
+    max_motif_positions: int = 512
     motif_vocab_size: int = 2461
     num_motif_targets: int = 2457
     use_motif_id_embeddings: bool = False
