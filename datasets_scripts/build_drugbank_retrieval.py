@@ -8,7 +8,8 @@ candidates under ``index/`` with the same name:
 * ``raw/SMILES_description_full.txt``, ``raw/SMILES_description_removed_from_PubChem_full.txt``,
   ``raw/SMILES_pharmacodynamics_removed_from_PubChem_full.txt``, ...: one pair per line, ``SMILES<TAB>text``, no
   header (``--input_format moleculestm``); the ATC files are ``SMILES<TAB>ATC code<TAB>ATC label``
-  (``--input_format moleculestm_atc``; the text is the label);
+  (``--input_format moleculestm_atc``; the text is MoleculeSTM's prompt ``"This molecule is for {label}."``,
+  ``--atc_prompt_template`` to change it);
 * ``index/<same name>``: line *i* holds comma-separated 0-based line numbers of the pairs file: the negatives of
   query *i* (MoleculeSTM evaluates T = 4, 10, 20 candidates with the first T-1 negatives).
 
@@ -28,7 +29,7 @@ counted; the kept rows are renumbered and the negative indices remapped; a query
 dropped row keeps its row (it is still a candidate for others) but gets no negatives (``negative_indices`` null)
 and is counted. Output: ``test.parquet`` with ``id``, ``smiles``, ``text``, ``split`` (``test``), ``inchikey``,
 ``source_smiles``, ``source_row`` (0-based line of the pairs file), ``negative_indices`` (list of row positions
-in this table) and, for ATC, ``atc_code``.
+in this table) and, for ATC, ``atc_code`` and ``atc_label``.
 """
 
 from __future__ import annotations
@@ -105,7 +106,10 @@ class BuildDrugBankRetrievalArguments:
     smiles_column: str = field(default="smiles", metadata={"help": "SMILES column (table format)."})
     text_column: str = field(default="text", metadata={"help": "Text column (table format)."})
     delimiter: Optional[str] = field(default=None, metadata={"help": "Delimiter of a table (default: by extension)."})
-    allow_self_negatives: bool = field(default=False, metadata={"help": "Accept a query listed among its own negatives."})
+    atc_prompt_template: str = field(default="This molecule is for {}.", metadata={
+        "help": "ATC format: text = this template formatted with the ATC label (MoleculeSTM's prompt)."})
+    allow_self_negatives: bool = field(default=False, metadata={
+        "help": "Accept a query listed among its own negatives."})
     pretty_name: Optional[str] = field(default=None, metadata={"help": "Dataset name for the card."})
     license: str = field(default="cc-by-nc-4.0", metadata={"help": "License id for the card."})
     num_proc: Optional[int] = field(default=None, metadata={"help": "Worker processes for RDKit canonicalisation."})
@@ -143,8 +147,10 @@ def read_pairs(path: Path, fmt: str, args, report: common.BuildReport) -> list[d
         if fmt == "moleculestm_atc":
             parts = line.strip("\r\n").split("\t")
             ok = len(parts) >= 3
+            label = parts[2].strip() if ok else ""
             records.append({"source_row": i, "where": where, "valid_row": ok, "smiles": parts[0] if ok else "",
-                            "atc_code": parts[1].strip() if ok else None, "text": parts[2] if ok else ""})
+                            "atc_code": parts[1].strip() if ok else None, "atc_label": label,
+                            "text": args.atc_prompt_template.format(label) if label else ""})
         else:
             parts = line.strip().split("\t", 1)  # as MoleculeSTM: SMILES, then everything after the first tab
             ok = len(parts) == 2
@@ -173,7 +179,8 @@ def read_negatives(path: Path, num_pairs: int, pairs_path: Path, allow_self: boo
             try:
                 rows.append([int(tok) for tok in line.replace(",", " ").split()])
             except ValueError:
-                raise ValueError(f"{path} {where} {i} (0-based): not a list of integer indices: {line[:200]!r}") from None
+                raise ValueError(f"{path} {where} {i} (0-based): not a list of integer indices: "
+                                 f"{line[:200]!r}") from None
     if len(rows) != num_pairs:
         raise ValueError(f"{path} has {len(rows)} {where}s but the pairs file {pairs_path} has {num_pairs} pairs: "
                          "the negatives file must have one row per pair, in the same order")
@@ -197,7 +204,8 @@ def main(args=None) -> common.BuildReport:
     elif args.drugbank_dir:
         pairs_path = Path(args.drugbank_dir) / "raw" / args.file_name
     else:
-        raise ValueError("Pass --drugbank_dir (MoleculeSTM's DrugBank_data folder) or --pairs_file with --negatives_file.")
+        raise ValueError("Pass --drugbank_dir (MoleculeSTM's DrugBank_data folder) or --pairs_file with "
+                         "--negatives_file.")
     if args.negatives_file:
         neg_path = Path(args.negatives_file)
     elif args.drugbank_dir:
@@ -247,8 +255,10 @@ def main(args=None) -> common.BuildReport:
               ("negative_indices", pa.list_(pa.int64()))]
     columns = dict(COLUMNS)
     if fmt == "moleculestm_atc":
-        fields.append(("atc_code", pa.string()))
-        columns["atc_code"] = "ATC code (the text is its label)"
+        fields += [("atc_code", pa.string()), ("atc_label", pa.string())]
+        columns["text"] = f"the ATC label in MoleculeSTM's prompt {args.atc_prompt_template!r}"
+        columns["atc_code"] = "ATC code"
+        columns["atc_label"] = "ATC label as in the source file"
     common.write_parquet_splits(kept, args.output_dir, pa.schema(fields), report)
     common.write_card(
         args.output_dir, report=report, pretty_name=args.pretty_name or f"DrugBank retrieval: {pairs_path.name}",

@@ -70,9 +70,11 @@ class BuildMoleculeNetArguments:
     input_file: str = field(metadata={"help": "MoleculeNet CSV (optionally .gz)."})
     output_dir: str = field(metadata={"help": "Where to write the Parquet files and README.md."})
     smiles_column: Optional[str] = field(default=None, metadata={"help": "SMILES column (default: smiles or mol)."})
-    task_columns: Optional[list[str]] = field(default=None, metadata={"help": "Task columns (default: numeric columns)."})
+    task_columns: Optional[list[str]] = field(default=None, metadata={
+        "help": "Task columns (default: numeric columns)."})
     id_column: Optional[str] = field(default=None, metadata={"help": "Id column (default: the 0-based data row)."})
-    split_method: str = field(default="scaffold", metadata={"help": "scaffold or random.", "choices": ["scaffold", "random"]})
+    split_method: str = field(default="scaffold", metadata={
+        "help": "scaffold or random.", "choices": ["scaffold", "random"]})
     split_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1], metadata={
         "help": "train validation test fractions."})
     seed: int = field(default=42, metadata={"help": "Seed of the random split."})
@@ -170,14 +172,16 @@ def main(args=None) -> common.BuildReport:
         report.note(f"not deduplicated (standard benchmark split kept); molecules (InChIKey) in more than one split: "
                     f"{straddling:,}; rows repeating a molecule: {len(records) - len(splits_of):,}")
     missing = sum(math.isnan(v) for r in records for v in r["labels"])
-    report.note(f"tasks ({len(tasks)}): {', '.join(tasks)}; missing labels: {missing:,} of {len(records) * len(tasks):,}")
+    report.note(f"tasks ({len(tasks)}): {', '.join(tasks)}; "
+                f"missing labels: {missing:,} of {len(records) * len(tasks):,}")
 
     schema = pa.schema([("id", pa.string()), ("smiles", pa.string()), ("split", pa.string()),
                         ("inchikey", pa.string()), ("source_smiles", pa.string()), ("source_row", pa.int64()),
                         ("labels", pa.list_(pa.float64()))] + [(t, pa.float64()) for t in tasks])
     common.write_parquet_splits(records, args.output_dir, schema, report)
     columns = {
-        "id": f"value of column {args.id_column!r}" if args.id_column else "0-based data row in the source CSV (string)",
+        "id": (f"value of column {args.id_column!r}" if args.id_column
+               else "0-based data row in the source CSV (string)"),
         "smiles": "RDKit isomeric canonical SMILES",
         "split": f"train / validation / test ({args.split_method} split)",
         "inchikey": "standard InChIKey (null if InChI cannot represent the molecule)",

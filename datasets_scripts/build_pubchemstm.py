@@ -217,7 +217,8 @@ def main(args=None) -> common.BuildReport:
     with common.open_text(text_path) as handle:
         cid2text = json.load(handle)
     if not isinstance(cid2text, dict):
-        raise ValueError(f"{text_path}: expected a JSON object CID -> list of descriptions, got {type(cid2text).__name__}")
+        raise ValueError(f"{text_path}: expected a JSON object CID -> list of descriptions, "
+                         f"got {type(cid2text).__name__}")
 
     fractions = common.parse_fractions(args.split_by_cid)
     records = []
@@ -247,7 +248,8 @@ def main(args=None) -> common.BuildReport:
     common.write_parquet_splits(records, args.output_dir, SCHEMA, report)
     common.write_card(
         args.output_dir, report=report, pretty_name="PubChemSTM (molecule–text pairs)", license=args.license,
-        license_name="pubchem-and-nvidia-moleculestm" if args.license == "other" else None,
+        license_name="nvidia-source-code-license-moleculestm" if args.license == "other" else None,
+        license_link="https://github.com/chao1224/MoleculeSTM/blob/main/LICENSE" if args.license == "other" else None,
         task_categories=["feature-extraction", "text-retrieval", "graph-ml"], source=SOURCE, citation=CITATION,
         columns=COLUMNS, command=common.command_line(__file__, args),
         dedup_rule=common.DEDUP_RULE if args.dedup else "No deduplication (--no_dedup).",

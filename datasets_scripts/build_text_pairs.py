@@ -21,7 +21,6 @@ Output columns: ``id`` (``--id_column`` value, else the data-row number), ``smil
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 import pyarrow as pa
@@ -58,6 +57,8 @@ class BuildTextPairsArguments:
     num_proc: Optional[int] = field(default=None, metadata={"help": "Worker processes for RDKit canonicalisation."})
     pretty_name: Optional[str] = field(default=None, metadata={"help": "Dataset name for the card."})
     license: str = field(default="other", metadata={"help": "License id for the card (that of your source data)."})
+    license_name: Optional[str] = field(default=None, metadata={"help": "With --license other: its name."})
+    license_link: Optional[str] = field(default=None, metadata={"help": "With --license other: a link to it."})
     source: str = field(default="User-provided SMILES–text file.", metadata={"help": "Source paragraph for the card."})
     citation: str = field(default="", metadata={"help": "BibTeX for the card."})
 
@@ -123,7 +124,8 @@ def main(args=None) -> common.BuildReport:
     }
     common.write_card(
         args.output_dir, report=report, pretty_name=args.pretty_name or f"{path.name} (molecule–text pairs)",
-        license=args.license, task_categories=["text-retrieval", "graph-ml"], source=args.source,
+        license=args.license, license_name=args.license_name, license_link=args.license_link,
+        task_categories=["text-retrieval", "graph-ml"], source=args.source,
         citation=args.citation or "% no citation given", columns=columns, command=common.command_line(__file__, args),
         dedup_rule=common.DEDUP_RULE if args.dedup else "No deduplication (--no_dedup).",
     )

@@ -32,7 +32,7 @@ import math
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -441,7 +441,8 @@ def _shell_quote(text: str) -> str:
 def write_card(output_dir: str | Path, *, report: BuildReport, pretty_name: str, license: str,
                task_categories: Sequence[str], source: str, citation: str, columns: dict[str, str],
                command: str, tags: Sequence[str] = ("chemistry", "molecules", "smiles"),
-               license_name: str | None = None, extra_yaml: dict | None = None, extra_sections: str = "",
+               license_name: str | None = None, license_link: str | None = None, extra_yaml: dict | None = None,
+               extra_sections: str = "",
                dedup_rule: str = DEDUP_RULE) -> Path:
     """Write ``README.md``: HF dataset-card YAML front matter + source, citation, columns and build report."""
     import yaml
@@ -451,6 +452,8 @@ def write_card(output_dir: str | Path, *, report: BuildReport, pretty_name: str,
     meta: dict[str, Any] = {"pretty_name": pretty_name, "license": license}
     if license_name:
         meta["license_name"] = license_name
+    if license_link:
+        meta["license_link"] = license_link
     meta.update({
         "task_categories": list(task_categories),
         "tags": list(tags),

@@ -215,7 +215,8 @@ CID2TEXT = {
 
 
 def _sdf_record(cid, smiles=None, molblock_atoms=("C", "O")):
-    atoms = "".join(f"    0.0000    0.0000    0.0000 {a:<3} 0  0  0  0  0  0  0  0  0  0  0  0\n" for a in molblock_atoms)
+    atoms = "".join(f"    0.0000    0.0000    0.0000 {a:<3} 0  0  0  0  0  0  0  0  0  0  0  0\n"
+                    for a in molblock_atoms)
     bonds = "".join(f"{i + 1:>3}{i + 2:>3}  1  0\n" for i in range(len(molblock_atoms) - 1))
     props = f"> <PUBCHEM_COMPOUND_CID>\n{cid}\n\n"
     if smiles:
@@ -357,6 +358,22 @@ def test_drugbank_retrieval_moleculestm_layout(tmp_path):
     # whose negatives include the dropped row 2
     assert [r["negative_indices"] for r in rows] == [[1, 2], [0, 3], [3, 0], [1, 2]]
     assert set(pq.read_schema(out / "test.parquet").names) >= {"id", "smiles", "text", "split", "negative_indices"}
+
+
+def test_drugbank_retrieval_atc(tmp_path):
+    root = tmp_path / "DrugBank_data"
+    (root / "raw").mkdir(parents=True)
+    (root / "index").mkdir()
+    name = "SMILES_ATC_5_full.txt"
+    _write(root / "raw" / name, "CCO\tA01AB\tStomatological preparations\nCO\tB02\tAntihemorrhagics\n"
+           "CCN\tC03\tDiuretics\n")
+    _write(root / "index" / name, "1,2\n2,0\n0,1\n")
+    out = tmp_path / "out"
+    build_drugbank_retrieval.main(["--drugbank_dir", str(root), "--file_name", name, "--output_dir", str(out)])
+    row = _rows(out, "test")[0]
+    assert row["text"] == "This molecule is for Stomatological preparations."  # MoleculeSTM's ATC prompt
+    assert (row["atc_code"], row["atc_label"]) == ("A01AB", "Stomatological preparations")
+    assert row["negative_indices"] == [1, 2]
 
 
 def test_drugbank_retrieval_npy_and_table(tmp_path):
