@@ -28,7 +28,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 from rdkit import Chem, RDLogger
-from rdkit.Chem import BRICS
+from rdkit.Chem import BRICS, rdqueries
 from transformers import PreTrainedTokenizer
 from transformers.tokenization_utils_base import BatchEncoding
 
@@ -134,58 +134,105 @@ def parse_smiles(smiles, index: int | None = None) -> Chem.Mol:
 # --------------------------------------------------------------------------------------------------
 
 
+def _head_constraints(smarts: str):
+    """What a BRICS environment SMARTS plainly says about its attachment atom (unknown parts: no constraint).
+
+    Returns (atomic number or None, aromatic or None, ring or None, allowed degrees or None, excluded degrees).
+    """
+    head = re.match(r"^\[([^\]$(]*)", smarts).group(1).split(";")
+    symbol = head[0] if re.fullmatch(r"[A-Za-z][a-z]?", head[0]) else None
+    element = Chem.GetPeriodicTable().GetAtomicNumber(symbol.capitalize()) if symbol else None
+    aromatic = None if symbol is None else symbol[0].islower()
+    ring, allowed, excluded = (True if aromatic else None), None, set()
+    for primitive in head[1:]:
+        if primitive == "R":
+            ring = True
+        elif primitive == "!R":
+            ring = False
+        elif re.fullmatch(r"D\d(,D\d)*", primitive):
+            allowed = {int(x[1:]) for x in primitive.split(",")}
+        elif re.fullmatch(r"!D\d", primitive):
+            excluded.add(int(primitive[2:]))
+    return element, aromatic, ring, allowed, frozenset(excluded)
+
+
 def _brics_tables():
-    env_ids, patterns, first_atom = {}, [], []
+    env_ids, patterns, heads = {}, [], []
     for name, smarts in BRICS.environs.items():
         if name.startswith("#"):  # disabled environment in RDKit's table
             continue
-        label = name[1:]
         if smarts not in env_ids:
             env_ids[smarts] = len(patterns)
             patterns.append(Chem.MolFromSmarts(smarts))
-            # What the attachment atom must be, when the SMARTS says so plainly (one element, ring or
-            # not): lets a search be skipped when no candidate bond end can match it.
-            head = re.match(r"^\[([^\]$(]*)", smarts).group(1).split(";")
-            symbol = head[0] if re.fullmatch(r"[A-Za-z][a-z]?", head[0]) else None
-            element = Chem.GetPeriodicTable().GetAtomicNumber(symbol.capitalize()) if symbol else None
-            ring = True if (symbol and symbol.islower()) or "R" in head[1:] else False if "!R" in head[1:] else None
-            first_atom.append((element, ring))
-        env_ids[label] = env_ids[smarts]
+            heads.append(_head_constraints(smarts))
+        env_ids[name[1:]] = env_ids[smarts]
     pairs = {"-": set(), "=": set()}
     for group in BRICS.reactionDefs:
         for a, b, bond in group:
             pairs[bond].add((env_ids[a], env_ids[b]))
             pairs[bond].add((env_ids[b], env_ids[a]))
-    double_envs = {e for pair in pairs["="] for e in pair}
-    single_envs = {e for pair in pairs["-"] for e in pair}
-    return patterns, first_atom, pairs, single_envs, double_envs
+    return patterns, heads, pairs
 
 
-_BRICS_PATTERNS, _BRICS_FIRST_ATOM, _BRICS_PAIRS, _BRICS_SINGLE_ENVS, _BRICS_DOUBLE_ENVS = _brics_tables()
+_BRICS_PATTERNS, _BRICS_HEADS, _BRICS_PAIRS = _brics_tables()
+_BRICS_PLANS: dict = {}
+
+
+def _head_allows(env: int, kind: tuple) -> bool:
+    element, aromatic, ring, allowed, excluded = _BRICS_HEADS[env]
+    z, is_aromatic, in_ring, degree = kind
+    return (
+        (element is None or z == element)
+        and (aromatic is None or aromatic == is_aromatic)
+        and (ring is None or ring == in_ring)
+        and (allowed is None or degree in allowed)
+        and degree not in excluded
+    )
+
+
+def _brics_plan(bond_kinds: frozenset) -> tuple[int, ...]:
+    """Environments worth searching for, given (kind of one end, kind of other end, bond) of the candidates.
+
+    An environment can only take part in a BRICS bond if its attachment atom can be one end of a candidate
+    and a partner environment's can be the other end. Plans are cached: atom kinds are coarse.
+    """
+    plan = _BRICS_PLANS.get(bond_kinds)
+    if plan is None:
+        needed = set()
+        for kind_i, kind_j, bond in bond_kinds:
+            for a, b in _BRICS_PAIRS[bond]:
+                if _head_allows(a, kind_i) and _head_allows(b, kind_j):
+                    needed.update((a, b))
+        plan = _BRICS_PLANS[bond_kinds] = tuple(sorted(needed))
+    return plan
 
 
 def _brics_bonds(desc, single: np.ndarray, double: np.ndarray) -> list[int]:
     """Positions (into desc.begin/end) of the BRICS bonds among candidate single and double acyclic bonds."""
     begin, end = desc.begin, desc.end
-    ends = np.concatenate([begin[single], end[single], begin[double], end[double]])
-    end_kinds = set(zip(desc.atomic_num[ends].tolist(), desc.in_ring[ends].tolist()))
-    needed = set()
-    if len(single):
-        needed |= _BRICS_SINGLE_ENVS
-    if len(double):
-        needed |= _BRICS_DOUBLE_ENVS
+    candidates = np.concatenate([single, double])
+    i, j = begin[candidates], end[candidates]
+    kinds = [
+        list(zip(desc.atomic_num[x].tolist(), desc.aromatic[x].tolist(), desc.in_ring[x].tolist(), desc.degree[x].tolist()))
+        for x in (i, j)
+    ]
+    bonds = ["-"] * len(single) + ["="] * len(double)
+    bond_kinds = set()
+    for ki, kj, bond in zip(kinds[0], kinds[1], bonds):
+        bond_kinds.add((ki, kj, bond))
+        bond_kinds.add((kj, ki, bond))
     labels: dict[int, set[int]] = {}
-    for env in needed:
-        element, ring = _BRICS_FIRST_ATOM[env]
-        if not any((element is None or z == element) and (ring is None or r == ring) for z, r in end_kinds):
-            continue
+    for env in _brics_plan(frozenset(bond_kinds)):
         for match in desc.mol.GetSubstructMatches(_BRICS_PATTERNS[env], uniquify=False, maxMatches=1 << 30):
             labels.setdefault(match[0], set()).add(env)
+    if not labels:
+        return []
     found = []
-    for positions, pairs in ((single, _BRICS_PAIRS["-"]), (double, _BRICS_PAIRS["="])):
-        for k in positions.tolist():
-            li, lj = labels.get(int(begin[k])), labels.get(int(end[k]))
-            if li and lj and any((a, b) in pairs for a in li for b in lj):
+    for k, a, b, bond in zip(candidates.tolist(), i.tolist(), j.tolist(), bonds):
+        li, lj = labels.get(a), labels.get(b)
+        if li and lj:
+            pairs = _BRICS_PAIRS[bond]
+            if any((x, y) in pairs for x in li for y in lj):
                 found.append(k)
     return found
 
@@ -282,6 +329,8 @@ class MotifDecomposition:
 
 _DENSE_LIMIT = 1500  # atoms; beyond this, bonds are read one by one instead of as a dense n x n matrix
 _CHARGED = Chem.MolFromSmarts("[!+0]")
+_RING_BOND = Chem.MolFromSmarts("*@*")
+_CHIRAL = rdqueries.HasChiralTagQueryAtom()
 _ORDER_OF_TYPE = {Chem.BondType.SINGLE: 1.0, Chem.BondType.DOUBLE: 2.0, Chem.BondType.TRIPLE: 3.0, Chem.BondType.AROMATIC: 1.5}
 
 
@@ -300,6 +349,8 @@ class _Molecule:
     ranks: np.ndarray  # (n,) canonical atom ranks
     in_ring: np.ndarray  # (n,) bool
     ring_bond: np.ndarray  # (e,) bool
+    degree: np.ndarray  # (n,) heavy-atom neighbours
+    aromatic: np.ndarray  # (n,) bool: atom has an aromatic bond
 
 
 def _describe(mol, smiles: str) -> _Molecule:
@@ -314,7 +365,9 @@ def _describe(mol, smiles: str) -> _Molecule:
     begin = end = order = None
     if regular:
         adj = Chem.GetAdjacencyMatrix(mol, useBO=True, force=True)
-        begin, end = np.nonzero(np.triu(adj, 1))
+        begin, end = np.nonzero(adj)
+        upper = begin < end
+        begin, end = begin[upper], end[upper]
         regular = len(begin) == mol.GetNumBonds()
         order = adj[begin, end]
     if not regular:
@@ -329,19 +382,25 @@ def _describe(mol, smiles: str) -> _Molecule:
     end = end.astype(np.int64)
     ranks = Chem.CanonicalRankAtoms(mol, breakTies=True)
     ranks = np.fromiter(map(ranks.__getitem__, range(n)), np.int64, n)  # skips RDKit's slow Python iterator
+    # ring bonds from one substructure search (RDKit's ring perception), looked up through a sorted code array
+    ring_pairs = np.asarray(mol.GetSubstructMatches(_RING_BOND, maxMatches=1 << 30), dtype=np.int64).reshape(-1, 2)
     in_ring = np.zeros(n, dtype=bool)
-    ring_codes = set()
-    for ring in mol.GetRingInfo().AtomRings():
-        in_ring[list(ring)] = True
-        prev = ring[-1]
-        for a in ring:
-            ring_codes.add(a * n + prev if a < prev else prev * n + a)
-            prev = a
-    if ring_codes:
-        ring_bond = np.fromiter(((c in ring_codes) for c in (begin * n + end).tolist()), dtype=bool, count=len(begin))
+    if len(ring_pairs):
+        in_ring[ring_pairs.reshape(-1)] = True
+        codes = np.sort(ring_pairs.min(1) * n + ring_pairs.max(1))
+        bond_codes = begin * n + end
+        at = np.minimum(np.searchsorted(codes, bond_codes), len(codes) - 1)
+        ring_bond = codes[at] == bond_codes
     else:
         ring_bond = np.zeros(len(begin), dtype=bool)
-    return _Molecule(mol, smiles, atomic_num, charge, begin, end, order, regular, ranks, in_ring, ring_bond)
+    degree = np.bincount(begin, minlength=n) + np.bincount(end, minlength=n)
+    aromatic = np.zeros(n, dtype=bool)
+    is_aromatic_bond = order == 1.5
+    aromatic[begin[is_aromatic_bond]] = True
+    aromatic[end[is_aromatic_bond]] = True
+    return _Molecule(
+        mol, smiles, atomic_num, charge, begin, end, order, regular, ranks, in_ring, ring_bond, degree, aromatic
+    )
 
 
 def _kekule_order2(desc: _Molecule) -> np.ndarray:
@@ -376,21 +435,20 @@ def _components(n: int, begin: np.ndarray, end: np.ndarray) -> np.ndarray:
                 parent[j] = i
             else:
                 parent[i] = j
-    roots = np.empty(n, dtype=np.int64)
+    labels, label_of_root = np.empty(n, dtype=np.int64), {}
     for a in range(n):
         r = a
         while parent[r] != r:
             r = parent[r]
-        roots[a] = r
-    return np.unique(roots, return_inverse=True)[1]
+        labels[a] = label_of_root.setdefault(r, len(label_of_root))
+    return labels
 
 
 def _brics_cut(desc: _Molecule) -> np.ndarray | None:
     """Bonds cut by the FineMolTex/MGSSL rules (bool per bond), or None when at most one is cut."""
     n = len(desc.atomic_num)
     begin, end, in_ring = desc.begin, desc.end, desc.in_ring
-    degree = np.bincount(begin, minlength=n) + np.bincount(end, minlength=n)
-    branching = (~in_ring) & (degree > 2)
+    branching = (~in_ring) & (desc.degree > 2)
     acyclic = ~desc.ring_bond
     cut = acyclic & ((in_ring[begin] != in_ring[end]) | branching[begin] | branching[end])
     # BRICS bonds are acyclic; ring-to-chain and branching bonds are cut already, so test only the rest
@@ -441,7 +499,7 @@ class _Motifs:
 
 def _pack_keys(desc: _Molecule, order2: np.ndarray, groups, bond_groups) -> list:
     """Identity-cache key of each motif: its atom code (one atom) or packed atoms and Kekulé bonds."""
-    codes = desc.atomic_num * 64 + np.clip(desc.charge, -_CHARGE_OFFSET, 63 - _CHARGE_OFFSET) + _CHARGE_OFFSET
+    codes = desc.atomic_num * 64 + np.minimum(np.maximum(desc.charge, -_CHARGE_OFFSET), 63 - _CHARGE_OFFSET) + _CHARGE_OFFSET
     keys = []
     for atoms, bonds in zip(groups, bond_groups):
         if len(atoms) == 1:
@@ -630,13 +688,15 @@ _TYPE_OF_ORDER2 = np.array([4, 4, 0, 3, 1, 4, 2, 4, 4], dtype=np.int64)  # index
 
 def _atom_features(desc: _Molecule, feature_set: str) -> np.ndarray:
     mol, n = desc.mol, len(desc.atomic_num)
-    atomic = np.clip(desc.atomic_num, 0, 118)
-    if "@" in desc.smiles:  # chiral tags come only from '@' in SMILES
-        chirality = np.fromiter((_CHIRALITY.get(mol.GetAtomWithIdx(i).GetChiralTag(), 3) for i in range(n)), np.int64, n)
-    else:
-        chirality = np.zeros(n, dtype=np.int64)
+    atomic = np.minimum(desc.atomic_num, 118)
+    chirality = np.zeros(n, dtype=np.int64)
+    if "@" in desc.smiles:  # chiral tags come only from '@' in SMILES; ask only the atoms that have one
+        for atom in mol.GetAtomsMatchingQuery(_CHIRAL):
+            chirality[atom.GetIdx()] = _CHIRALITY.get(atom.GetChiralTag(), 3)
     if feature_set == "reference":
-        return np.stack([atomic, chirality], axis=1)
+        out = np.empty((n, 2), dtype=np.int64)
+        out[:, 0], out[:, 1] = atomic, chirality
+        return out
     atoms = [mol.GetAtomWithIdx(i) for i in range(n)]
     charge = np.clip(desc.charge, -5, 5) + 5
     aromatic = np.fromiter((a.GetIsAromatic() for a in atoms), np.int64, n)
@@ -655,7 +715,9 @@ def _bond_features(desc: _Molecule, feature_set: str) -> np.ndarray:
         bonds = [mol.GetBondBetweenAtoms(int(i), int(j)) for i, j in zip(desc.begin, desc.end)]
         bond_type = np.fromiter((_BOND_TYPE.get(b.GetBondType(), 4) for b in bonds), np.int64, m)
     if feature_set == "reference" and "/" not in smiles and "\\" not in smiles:  # directions come only from / \
-        return np.stack([bond_type, np.zeros(m, dtype=np.int64)], axis=1)
+        out = np.zeros((m, 2), dtype=np.int64)
+        out[:, 0] = bond_type
+        return out
     bonds = [mol.GetBondBetweenAtoms(int(i), int(j)) for i, j in zip(desc.begin, desc.end)]
     direction = np.fromiter((_BOND_DIR.get(b.GetBondDir(), 3) for b in bonds), np.int64, m)
     if feature_set == "reference":
