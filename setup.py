@@ -12,7 +12,11 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.11",
-    packages=["modeling_finemoltex"],
+    # The local `evaluate` metric modules (repository folder metrics/) ship inside the package as data, so an
+    # installed package finds them offline (see retrieval_finemoltex.metric_path).
+    packages=["modeling_finemoltex", "modeling_finemoltex.metrics"],
+    package_dir={"modeling_finemoltex": "modeling_finemoltex", "modeling_finemoltex.metrics": "metrics"},
+    package_data={"modeling_finemoltex.metrics": ["*/*.py", "*/*.md"]},
     install_requires=[
         # torch first and pinned by the user's environment (see README): a bare "torch" resolves
         # to a multi-GB CUDA build on most indexes.

@@ -15,6 +15,7 @@ from .modeling_finemoltex import (
     register_auto_classes,
 )
 from .processing_finemoltex import FineMolTexDataCollator, FineMolTexProcessor
+from .retrieval_finemoltex import embed_molecules, embed_texts, evaluate_retrieval
 from .tokenization_finemoltex import (
     FEATURE_SETS,
     FineMolTexGraphTokenizer,
@@ -51,5 +52,8 @@ __all__ = [
     "MotifDecomposition",
     "MotifVocab",
     "collate_graphs",
+    "embed_molecules",
+    "embed_texts",
+    "evaluate_retrieval",
     "feature_sizes",
 ]

@@ -513,15 +513,19 @@ def _pack_keys(desc: _Molecule, order2: np.ndarray, groups, bond_groups) -> list
 
 
 def _order_motifs(desc, num_motifs, member_atom, member_motif, edges):
-    """Relabel motifs in BFS order; returns sorted memberships, relabelled sorted edges."""
-    motif_min_rank = np.full(num_motifs, len(desc.ranks), dtype=np.int64)
-    np.minimum.at(motif_min_rank, member_motif, desc.ranks[member_atom])
-    order = _bfs_order(num_motifs, edges, motif_min_rank.tolist())
+    """Relabel motifs in BFS order; returns memberships sorted by (motif, atom) and relabelled sorted edges."""
+    n = len(desc.ranks)
+    by_motif = np.argsort(member_motif * n + member_atom)
+    sorted_motif = member_motif[by_motif]
+    starts = np.flatnonzero(np.r_[True, sorted_motif[1:] != sorted_motif[:-1]])
+    motif_min_rank = np.minimum.reduceat(desc.ranks[member_atom[by_motif]], starts).tolist()
+    order = _bfs_order(num_motifs, edges, motif_min_rank)
     new_id = np.empty(num_motifs, dtype=np.int64)
     new_id[order] = np.arange(num_motifs)
     member_motif = new_id[member_motif]
-    perm = np.lexsort((member_atom, member_motif))
-    new_edges = sorted({(min(int(new_id[a]), int(new_id[b])), max(int(new_id[a]), int(new_id[b]))) for a, b in edges if a != b})
+    perm = np.argsort(member_motif * n + member_atom)
+    relabel = new_id.tolist()
+    new_edges = sorted({(min(relabel[a], relabel[b]), max(relabel[a], relabel[b])) for a, b in edges if a != b})
     return member_atom[perm], member_motif[perm], new_edges
 
 
