@@ -9,6 +9,7 @@ from transformers import AutoProcessor, AutoTokenizer
 
 from .configuration_finemoltex import FineMolTexConfig
 from .modeling_finemoltex import (
+    FineMolTexForMoleculePropertyPrediction,
     FineMolTexForPreTraining,
     FineMolTexModel,
     FineMolTexPreTrainedModel,
@@ -43,6 +44,7 @@ __all__ = [
     "FEATURE_SETS",
     "FineMolTexConfig",
     "FineMolTexDataCollator",
+    "FineMolTexForMoleculePropertyPrediction",
     "FineMolTexForPreTraining",
     "FineMolTexGraphTokenizer",
     "FineMolTexModel",

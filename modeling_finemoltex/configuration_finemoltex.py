@@ -219,6 +219,19 @@ class FineMolTexConfig(PreTrainedConfig):
     (1.0); mask_seed (None: masks from the global RNG; an int seeds a per-model generator);
     contrastive_weight (1.0), masked_lm_weight (0.5), masked_motif_weight (1.0).
 
+    Property prediction ([`FineMolTexForMoleculePropertyPrediction`]; ignored by the other models):
+        num_labels (`int`): number of tasks (one output per task; name them with `id2label`).
+        problem_type (`"multi_label_classification" | "regression"`, None = multi-label classification): independent
+            binary tasks (BCE with logits) or real-valued tasks (MSE on standardised targets).
+        property_pooling (`"atom_mean" | "graph_cls"`, "atom_mean"): molecule representation fed to the head: the
+            mean of the GIN atom states (the reference's MoleculeNet protocol; no motif stream built) or the
+            motif-stream [CLS] state without co-attention (the contrastive graph tower).
+        property_dropout (`float`, 0.0): dropout before the linear head.
+        property_pos_weight (`list[float]`, optional): per-task positive-class weight of the BCE loss (class
+            imbalance; e.g. n_negative / n_positive of the training split).
+        regression_mean / regression_std (`list[float]`, optional): per-task target standardisation. The model is
+            trained on (y - mean) / std and reports predictions in the original units.
+
     check_inputs (True): validate batch tensors (shapes, id ranges, empty rows) in forward with clear ValueErrors;
     value checks synchronise with the device, switch off once the data pipeline is trusted.
 
@@ -282,6 +295,12 @@ class FineMolTexConfig(PreTrainedConfig):
     masked_lm_weight: float = 0.5
     masked_motif_weight: float = 1.0
 
+    property_pooling: Literal["atom_mean", "graph_cls"] = "atom_mean"
+    property_dropout: float = 0.0
+    property_pos_weight: list[float] | None = None
+    regression_mean: list[float] | None = None
+    regression_std: list[float] | None = None
+
     check_inputs: bool = True
 
     PRESETS: ClassVar[tuple[str, ...]] = tuple(_PRESETS)
@@ -300,6 +319,9 @@ class FineMolTexConfig(PreTrainedConfig):
             "coattention_text_layers",
         ):
             setattr(self, name, [int(v) for v in getattr(self, name)])
+        for name in ("property_pos_weight", "regression_mean", "regression_std"):
+            if getattr(self, name) is not None:
+                setattr(self, name, [float(v) for v in getattr(self, name)])
         self.validate_finemoltex()
 
     # ------------------------------------------------------------------ validation
@@ -381,11 +403,32 @@ class FineMolTexConfig(PreTrainedConfig):
         for name in ("contrastive_weight", "masked_lm_weight", "masked_motif_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"`{name}` must be >= 0, got {getattr(self, name)!r}.")
+        self.validate_property_fields()
         vocab = getattr(self.text_config, "vocab_size", None)
         if vocab is not None:
             bad = [i for i in [self.text_mask_token_id, *self.text_special_token_ids] if not 0 <= i < vocab]
             if bad:
                 raise ValueError(f"Text token ids {bad} are outside the text vocabulary (size {vocab}).")
+
+    def validate_property_fields(self, num_labels: int | None = None):
+        """Checks of the property-prediction fields (`num_labels` defaults to the config's)."""
+        import math
+
+        if self.property_pooling not in ("atom_mean", "graph_cls"):
+            raise ValueError(f"`property_pooling` must be 'atom_mean' or 'graph_cls', got {self.property_pooling!r}.")
+        if not 0.0 <= float(self.property_dropout) <= 1.0:
+            raise ValueError(f"`property_dropout` must be in [0, 1], got {self.property_dropout!r}.")
+        num_labels = self.num_labels if num_labels is None else num_labels
+        for name in ("property_pos_weight", "regression_mean", "regression_std"):
+            values = getattr(self, name)
+            if values is None:
+                continue
+            if len(values) != num_labels:
+                raise ValueError(f"`{name}` needs one value per task (num_labels={num_labels}), got {len(values)}.")
+            if any(not math.isfinite(v) for v in values):
+                raise ValueError(f"`{name}` must be finite numbers, got {values}.")
+            if name != "regression_mean" and any(v <= 0 for v in values):
+                raise ValueError(f"`{name}` must be > 0, got {values}.")
 
     # ------------------------------------------------------------------ presets / keys
     @classmethod

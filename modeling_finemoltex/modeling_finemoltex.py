@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForPreTraining, PreTrainedModel
+from transformers import AutoConfig, AutoModel, AutoModelForPreTraining, AutoModelForSequenceClassification, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -519,6 +519,7 @@ class FineMolTexPreTrainedModel(PreTrainedModel):
             ("AutoConfig", FineMolTexConfig),
             ("AutoModel", FineMolTexModel),
             ("AutoModelForPreTraining", FineMolTexForPreTraining),
+            ("AutoModelForSequenceClassification", FineMolTexForMoleculePropertyPrediction),
         ):
             auto_map.setdefault(auto_class, f"{cls.__module__.split('.')[-1]}.{cls.__name__}")
         self.config.auto_map = auto_map
@@ -938,27 +939,281 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
         return output if (return_dict if return_dict is not None else config.return_dict) else output.to_tuple()
 
 
+# ================================================================================================ property prediction
+@dataclass
+class FineMolTexPropertyPredictionOutput(ModelOutput):
+    """Output of [`FineMolTexForMoleculePropertyPrediction`].
+
+    Args:
+        loss: masked loss over the observed (non-NaN) labels (only with `labels`).
+        logits: (B, num_labels) head outputs: per-task logits (classification) or standardised values (regression).
+        predictions: (B, num_labels) per-task probabilities (sigmoid of the logits) or values in the original units
+            (`logits * regression_std + regression_mean`).
+        pooled_output: (B, D) the molecule representation fed to the head (only with `output_hidden_states=True`).
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    predictions: torch.FloatTensor | None = None
+    pooled_output: torch.FloatTensor | None = None
+
+
+class FineMolTexMotifStream(nn.Module):
+    """The motif stream alone: `FineMolTexFusionEncoder` without text layers or co-attention. Same parameter
+    names (`motif_layers.*`), so a pre-training checkpoint's `fusion.motif_layers` load into it."""
+
+    def __init__(self, config: FineMolTexConfig):
+        super().__init__()
+        self.motif_layers = nn.ModuleList(
+            FineMolTexTransformerLayer(
+                config.motif_stream_hidden_size, config.motif_stream_num_heads, config.motif_stream_intermediate_size, config
+            )
+            for _ in range(config.motif_stream_num_layers)
+        )
+
+    def encode_motifs(self, motif_states: torch.Tensor, motif_padding_mask: torch.Tensor) -> torch.Tensor:
+        return FineMolTexFusionEncoder._run(self.motif_layers, motif_states, motif_padding_mask, 0, len(self.motif_layers))
+
+
+class FineMolTexGraphModel(FineMolTexPreTrainedModel):
+    """Graph tower only, for property prediction: the GIN and, with `property_pooling="graph_cls"`, the motif
+    embeddings and the motif stream. Module names are those of [`FineMolTexModel`], so the graph weights of a
+    `FineMolTexModel` or `FineMolTexForPreTraining` checkpoint load into it; the text tower, co-attention and
+    contrastive projections are not built (their checkpoint weights are ignored on load).
+
+    `forward` -> pooled molecule representation (B, D): the mean of the GIN atom states ("atom_mean", D = GIN
+    output size) or the motif-stream [CLS] state without co-attention ("graph_cls", D = motif-stream width)."""
+
+    _keys_to_ignore_on_load_unexpected = [
+        r"text_model\.",
+        r"text_input_projection\.",
+        r"fusion\.(text_layers|coattention_layers)\.",
+        r"(graph|text)_projection\.",
+        r"logit_scale",
+        r"(motif|mlm)_head\.",
+    ]
+
+    def __init__(self, config: FineMolTexConfig):
+        super().__init__(config)
+        self.graph_encoder = FineMolTexGraphEncoder(config)
+        self.pooling = config.property_pooling
+        if self.pooling == "graph_cls":
+            self.motif_embeddings = FineMolTexMotifEmbeddings(config, self.graph_encoder.output_size)
+            self.fusion = FineMolTexMotifStream(config)
+            self.output_size = config.motif_stream_hidden_size
+        else:
+            self.output_size = self.graph_encoder.output_size
+            # the motif stream is not built: its checkpoint weights are expected leftovers
+            self._keys_to_ignore_on_load_unexpected = [*self._keys_to_ignore_on_load_unexpected, r"motif_embeddings\.", r"fusion\."]
+        self.post_init()
+
+    def forward(
+        self,
+        graph_atom_features: torch.Tensor | None = None,
+        graph_edge_index: torch.Tensor | None = None,
+        graph_edge_features: torch.Tensor | None = None,
+        graph_batch: torch.Tensor | None = None,
+        motif_input_ids: torch.Tensor | None = None,
+        motif_attention_mask: torch.Tensor | None = None,
+        motif_position_ids: torch.Tensor | None = None,
+        motif_membership: torch.Tensor | None = None,
+        **kwargs,
+    ) -> torch.Tensor:
+        """Flat graph batch (see the batch contract) -> pooled representation (B, output_size). "atom_mean" needs
+        only the `graph_*` tensors; "graph_cls" also the `motif_*` tensors."""
+        if graph_atom_features is None or graph_edge_index is None or graph_edge_features is None or graph_batch is None:
+            raise ValueError("FineMolTexGraphModel needs graph_atom_features, graph_edge_index, graph_edge_features and graph_batch.")
+        if self.pooling == "graph_cls" and motif_input_ids is None:
+            raise ValueError("property_pooling='graph_cls' needs the motif inputs (motif_input_ids, ...) from the processor.")
+        batch = dict(
+            graph_atom_features=graph_atom_features,
+            graph_edge_index=graph_edge_index,
+            graph_edge_features=graph_edge_features,
+            graph_batch=graph_batch,
+            motif_input_ids=motif_input_ids,
+            motif_attention_mask=motif_attention_mask,
+            motif_position_ids=motif_position_ids,
+            motif_membership=motif_membership,
+        )
+        check_batch(self.config, batch, values=self.config.check_inputs)
+        if self.pooling == "graph_cls":
+            num_molecules, num_slots = motif_input_ids.shape
+            atom_states = self.graph_encoder(graph_atom_features, graph_edge_index, graph_edge_features)
+            pooled = pool_motifs(atom_states, motif_membership, num_molecules * num_slots).view(num_molecules, num_slots, -1)
+            motif_inputs = self.motif_embeddings(
+                self.motif_embeddings.project(pooled), motif_input_ids, motif_attention_mask, motif_position_ids
+            )
+            return self.fusion.encode_motifs(motif_inputs, motif_attention_mask.bool())[:, 0]
+        num_molecules = motif_input_ids.size(0) if motif_input_ids is not None else int(graph_batch.max()) + 1
+        atom_states = self.graph_encoder(graph_atom_features, graph_edge_index, graph_edge_features)
+        sums = atom_states.new_zeros(num_molecules, atom_states.size(1)).index_add_(0, graph_batch, atom_states)
+        counts = atom_states.new_zeros(num_molecules).index_add_(0, graph_batch, atom_states.new_ones(graph_batch.size(0)))
+        return sums / counts.clamp(min=1).unsqueeze(1)
+
+
+def property_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    problem_type: str,
+    pos_weight: torch.Tensor | None = None,
+    mean: torch.Tensor | None = None,
+    std: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean loss over the observed labels (NaN = missing, masked out): BCE with logits (optional per-task
+    `pos_weight`) or MSE on standardised targets `(labels - mean) / std`. A batch without any observed label
+    gives a zero loss that still backpropagates (DDP-safe)."""
+    labels = labels.to(logits.dtype).view_as(logits)
+    observed = ~torch.isnan(labels)
+    targets = torch.where(observed, labels, torch.zeros_like(labels))
+    if problem_type == "regression":
+        if mean is not None:
+            targets = targets - mean
+        if std is not None:
+            targets = targets / std
+        per_entry = (logits - targets) ** 2
+    else:
+        per_entry = F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pos_weight, reduction="none")
+    per_entry = torch.where(observed, per_entry, torch.zeros_like(per_entry))
+    return per_entry.sum() / observed.sum().clamp(min=1)
+
+
+class FineMolTexForMoleculePropertyPrediction(FineMolTexPreTrainedModel):
+    """Molecular property prediction: graph tower ([`FineMolTexGraphModel`], at `.finemoltex` like the base model
+    of [`FineMolTexForPreTraining`], so `from_pretrained(pretraining_checkpoint, num_labels=..., problem_type=...)`
+    loads the pre-trained GIN/motif stream) -> dropout -> `classifier` Linear(D, num_labels).
+
+    `problem_type`: "multi_label_classification" (default; independent binary tasks, BCE with logits,
+    `property_pos_weight` per task) or "regression" (MSE on targets standardised with `regression_mean` /
+    `regression_std`; `predictions` in the original units). Missing labels (NaN) are masked out of the loss.
+
+    LoRA (peft): see `property_finemoltex.lora_config` for the documented `target_modules` (GIN MLP Linears
+    `graph_encoder.layers.*.mlp.0|2`, motif-stream attention `fusion.motif_layers.*.attention.query|key|value|output`)
+    and `modules_to_save` (the head and the GIN BatchNorms, whose running statistics change during fine-tuning).
+    """
+
+    accepts_loss_kwargs = False  # the loss is a masked mean: let Trainer scale it for gradient accumulation
+
+    def __init__(self, config: FineMolTexConfig):
+        super().__init__(config)
+        if config.problem_type is None:
+            config.problem_type = "multi_label_classification"
+        if config.problem_type not in ("multi_label_classification", "regression"):
+            raise ValueError(
+                "FineMolTexForMoleculePropertyPrediction supports problem_type 'multi_label_classification' (binary "
+                f"tasks, one output each) or 'regression', got {config.problem_type!r}."
+            )
+        config.validate_property_fields()
+        self.num_labels = config.num_labels
+        self.finemoltex = FineMolTexGraphModel(config)
+        self.dropout = nn.Dropout(config.property_dropout)
+        self.classifier = nn.Linear(self.finemoltex.output_size, config.num_labels)
+        self.post_init()
+
+    def _config_tensor(self, name: str, like: torch.Tensor) -> torch.Tensor | None:
+        """A per-task config list (pos weight, regression mean/std) as a tensor; the config is the only copy."""
+        values = getattr(self.config, name)
+        return None if values is None else torch.tensor(values, dtype=like.dtype, device=like.device)
+
+    def get_input_embeddings(self):  # no token embeddings: a graph model
+        return None
+
+    def forward(
+        self,
+        graph_atom_features: torch.Tensor | None = None,
+        graph_edge_index: torch.Tensor | None = None,
+        graph_edge_features: torch.Tensor | None = None,
+        graph_batch: torch.Tensor | None = None,
+        motif_input_ids: torch.Tensor | None = None,
+        motif_attention_mask: torch.Tensor | None = None,
+        motif_position_ids: torch.Tensor | None = None,
+        motif_membership: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> FineMolTexPropertyPredictionOutput | tuple:
+        """Graph batch (+ `labels` float (B, num_labels), NaN = missing) -> loss, logits, predictions. Text inputs
+        and other extra keys are ignored."""
+        pooled = self.finemoltex(
+            graph_atom_features,
+            graph_edge_index,
+            graph_edge_features,
+            graph_batch,
+            motif_input_ids,
+            motif_attention_mask,
+            motif_position_ids,
+            motif_membership,
+        )
+        logits = self.classifier(self.dropout(pooled))
+        regression = self.config.problem_type == "regression"
+        mean, std = self._config_tensor("regression_mean", logits), self._config_tensor("regression_std", logits)
+        if regression:
+            predictions = logits
+            if mean is not None:
+                predictions = logits * (std if std is not None else 1.0) + mean
+            elif std is not None:
+                predictions = logits * std
+        else:
+            predictions = torch.sigmoid(logits)
+        loss = None
+        if labels is not None:
+            labels = labels.to(logits.device)
+            if labels.dim() == 1 and self.num_labels == 1:
+                labels = labels.unsqueeze(1)
+            if labels.shape != logits.shape:
+                raise ValueError(f"`labels` must be (B, num_labels) = {tuple(logits.shape)}, got {tuple(labels.shape)}.")
+            if not regression and self.config.check_inputs:
+                observed = labels[~torch.isnan(labels)]
+                if ((observed != 0) & (observed != 1)).any():
+                    bad = observed[(observed != 0) & (observed != 1)][:5].tolist()
+                    raise ValueError(f"Classification labels must be 0, 1 or NaN (missing), got {bad}.")
+            logits32 = logits.float()
+            loss = property_loss(
+                logits32,
+                labels.float(),
+                self.config.problem_type,
+                self._config_tensor("property_pos_weight", logits32),
+                self._config_tensor("regression_mean", logits32),
+                self._config_tensor("regression_std", logits32),
+            )
+        output = FineMolTexPropertyPredictionOutput(
+            loss=loss,
+            logits=logits,
+            predictions=predictions,
+            pooled_output=pooled if output_hidden_states else None,
+        )
+        return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
+
+
 # ================================================================================================ registration
 def register_auto_classes() -> None:
-    """Register FineMolTex with AutoConfig / AutoModel / AutoModelForPreTraining (model_type "finemoltex")."""
+    """Register FineMolTex with AutoConfig / AutoModel / AutoModelForPreTraining / AutoModelForSequenceClassification
+    (the property-prediction model; model_type "finemoltex")."""
     AutoConfig.register(FineMolTexConfig.model_type, FineMolTexConfig, exist_ok=True)
     AutoModel.register(FineMolTexConfig, FineMolTexModel, exist_ok=True)
     AutoModelForPreTraining.register(FineMolTexConfig, FineMolTexForPreTraining, exist_ok=True)
+    # No molecule-property auto class exists; chemistry models on the Hub use the sequence-classification one.
+    AutoModelForSequenceClassification.register(FineMolTexConfig, FineMolTexForMoleculePropertyPrediction, exist_ok=True)
 
 
 # Remote code: `save_pretrained` copies this folder's .py files and writes `auto_map`.
 FineMolTexModel.register_for_auto_class("AutoModel")
 FineMolTexForPreTraining.register_for_auto_class("AutoModelForPreTraining")
+FineMolTexForMoleculePropertyPrediction.register_for_auto_class("AutoModelForSequenceClassification")
 
 __all__ = [
     "FineMolTexCoAttentionLayer",
+    "FineMolTexForMoleculePropertyPrediction",
     "FineMolTexForPreTraining",
     "FineMolTexForPreTrainingOutput",
+    "FineMolTexGraphModel",
     "FineMolTexGraphEncoder",
     "FineMolTexModel",
     "FineMolTexModelOutput",
     "FineMolTexPreTrainedModel",
+    "FineMolTexPropertyPredictionOutput",
     "check_batch",
     "pool_motifs",
+    "property_loss",
     "register_auto_classes",
 ]
