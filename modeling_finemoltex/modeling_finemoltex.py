@@ -220,7 +220,8 @@ def pool_motifs(atom_states: torch.Tensor, motif_membership: torch.Tensor, num_s
 class FineMolTexMotifEmbeddings(nn.Module):
     """Motif-stream input: per slot, content + position embedding, then LayerNorm and dropout.
 
-    Content: slot 0 -> learned [CLS] vector (the reference uses zeros); real motif -> Linear(pooled atom states);
+    Content: slot 0 -> learned [CLS] vector + mean of the visible (unmasked) motif contents (the reference uses
+    zeros); real motif -> Linear(pooled atom states);
     masked motif -> learned [MASK] vector (its atoms and id are NOT used); padding -> zeros. With
     `use_motif_id_embeddings`, unmasked real motifs also add a motif-id embedding."""
 
@@ -258,7 +259,14 @@ class FineMolTexMotifEmbeddings(nn.Module):
         if self.motif_id_embeddings is not None:
             visible = present if motif_mask is None else present & ~motif_mask.bool()
             content = content + self.motif_id_embeddings(motif_input_ids) * visible.unsqueeze(-1).to(content.dtype)
-        content = torch.where(is_cls.view(1, slots, 1), self.cls_embedding.to(content.dtype), content)
+        # [CLS] = learned vector + mean of the visible motifs' contents, so the contrastive embedding depends on
+        # the molecule from the first step (a bare learned vector left it identical for all molecules at init
+        # and training collapsed to uniform logits). Masked motifs are left out: no leak into the fused pass.
+        visible = present if motif_mask is None else present & ~motif_mask.bool()
+        weights = visible.unsqueeze(-1).to(content.dtype)
+        summary = (content * weights).sum(1) / weights.sum(1).clamp(min=1)
+        cls = self.cls_embedding.to(content.dtype) + summary
+        content = torch.where(is_cls.view(1, slots, 1), cls.unsqueeze(1), content)
         if motif_mask is not None:
             content = torch.where(motif_mask.bool().unsqueeze(-1), self.mask_embedding.to(content.dtype), content)
         return self.dropout(self.norm(content + self.position_embeddings(motif_position_ids)))
