@@ -100,6 +100,8 @@ class PropertyArguments:
     from_scratch_preset: Optional[str] = field(default=None, metadata={
         "help": "Train from random weights with this preset (paper, small, tiny) instead.",
         "choices": [None, "paper", "small", "tiny"]})
+    config_overrides: Optional[str] = field(default=None, metadata={
+        "help": 'JSON object of config fields for --from_scratch_preset, e.g. \'{"gnn_hidden_size": 128}\'.'})
     property_pooling: str = field(default="atom_mean", metadata={
         "help": "atom_mean (GIN mean pool, the reference) or graph_cls (motif-stream CLS).",
         "choices": ["atom_mean", "graph_cls"]})
@@ -201,6 +203,15 @@ def _name_tasks(metrics: dict, tasks: list[str]) -> dict:
 
 
 def _peak_rss_mb() -> float:
+    """Peak resident memory of this process (MB): VmHWM (reset by exec, unlike ru_maxrss, which a child started
+    by a large parent inherits), else ru_maxrss."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kilobytes
 
 
@@ -218,7 +229,8 @@ def build_model(args: PropertyArguments, tasks: list[str], extra: dict):
         kwargs["gnn_dropout"] = args.gnn_dropout
     if args.model_name_or_path:
         return FineMolTexForMoleculePropertyPrediction.from_pretrained(args.model_name_or_path, **kwargs)
-    config = FineMolTexConfig.from_preset(args.from_scratch_preset, **kwargs)
+    overrides = json.loads(args.config_overrides) if args.config_overrides else {}
+    config = FineMolTexConfig.from_preset(args.from_scratch_preset, **{**overrides, **kwargs})
     return FineMolTexForMoleculePropertyPrediction(config)
 
 
@@ -232,6 +244,8 @@ def main(argv: list[str] | None = None) -> dict:
         (args,) = parser.parse_args_into_dataclasses(args=argv)
     if bool(args.model_name_or_path) == bool(args.from_scratch_preset):
         raise ValueError("Pass exactly one of --model_name_or_path (pre-trained) and --from_scratch_preset.")
+    if args.config_overrides and not args.from_scratch_preset:
+        raise ValueError("--config_overrides applies to --from_scratch_preset only (a checkpoint has its own config).")
     if not args.seeds:
         raise ValueError("--seeds needs at least one seed.")
     regression = args.problem_type == "regression"
