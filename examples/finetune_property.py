@@ -377,6 +377,8 @@ def main(argv: list[str] | None = None) -> dict:
             best_state.restore(trainer.model)
             if args.save_model and trainer.is_world_process_zero():
                 trainer.model.save_pretrained(run_dir / "model")
+                if args.lora:  # the adapter folder also needs the property config (tasks, problem type, pooling)
+                    trainer.model.get_base_model().config.save_pretrained(run_dir / "model")
                 graph_tokenizer.save_pretrained(str(run_dir / "model" / "graph_tokenizer"))
                 run["model_dir"] = str(run_dir / "model")
             if args.predict_smiles and not runs:

@@ -441,6 +441,34 @@ def load_graph_tokenizer(folder: str | os.PathLike | None):
     return FineMolTexGraphTokenizer()
 
 
+def load_property_model(path: str | os.PathLike, base_model_name_or_path: str | None = None, **kwargs):
+    """A fine-tuned property model from `path`: a full `save_pretrained` folder, or a LoRA adapter folder (peft's
+    ``adapter_config.json``) with the property ``config.json`` saved beside it (as `examples/finetune_property.py`
+    does); the adapter goes onto its base checkpoint (`base_model_name_or_path`, default the one recorded in the
+    adapter config). Returns the model in eval mode."""
+    import json
+
+    from .modeling_finemoltex import FineMolTexForMoleculePropertyPrediction
+
+    path = Path(path)
+    adapter_file = path / "adapter_config.json"
+    if not adapter_file.is_file():
+        return FineMolTexForMoleculePropertyPrediction.from_pretrained(str(path), **kwargs).eval()
+    from peft import PeftModel
+
+    from .configuration_finemoltex import FineMolTexConfig
+
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path}: a LoRA adapter without the property config.json (tasks, problem type); "
+                                "save model.config next to the adapter")
+    config = FineMolTexConfig.from_pretrained(str(path))
+    base = base_model_name_or_path or json.loads(adapter_file.read_text()).get("base_model_name_or_path")
+    if not base:
+        raise ValueError(f"{adapter_file} names no base model; pass base_model_name_or_path")
+    model = FineMolTexForMoleculePropertyPrediction.from_pretrained(base, config=config, **kwargs)
+    return PeftModel.from_pretrained(model, str(path)).eval()
+
+
 @dataclass
 class PropertyPredictions:
     """Result of `predict`. predictions: (N, T) probabilities (classification) or values in the training units
@@ -506,6 +534,7 @@ __all__ = [
     "encode_molecules",
     "load_graph_tokenizer",
     "load_property_data",
+    "load_property_model",
     "load_roc_auc_metric",
     "lora_config",
     "lora_modules_to_save",

@@ -335,6 +335,13 @@ def test_example_lora_from_pretrained_with_predict(bbbp_rows, pretrained_dir, tm
     assert results["finetuning"] == "lora" and results["parameters"]["trainable_share"] < 0.5
     assert (tmp_path / "run" / "seed_0" / "model" / "adapter_model.safetensors").is_file()
     assert "error" in run["predictions"][1] and 0 < run["predictions"][0]["p_np"] < 1
+    # the saved adapter (+ property config) reloads onto its base through the prediction CLI: same numbers
+    spec = importlib.util.spec_from_file_location("predict_property", REPO / "examples" / "predict_property.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    records = cli.main(["--model_dir", str(tmp_path / "run" / "seed_0" / "model"), "--smiles", bbbp_rows[0][0], "C1CC("])
+    assert records[0]["p_np"] == pytest.approx(run["predictions"][0]["p_np"], rel=1e-5)
+    assert records[1]["index"] == 1 and "C1CC(" in records[1]["error"]
 
 
 def test_bad_inputs_name_file_column_row(bbbp_rows, tmp_path):
