@@ -377,7 +377,11 @@ REMOTE_SCRIPT = textwrap.dedent(
     """
     import importlib.abc, os, sys
     repo = os.path.realpath(sys.argv[1])
-    sys.path[:] = [p for p in sys.path if p not in ("", ".") and not os.path.realpath(p).startswith(repo)]
+    # drop the checkout from the path (but not a virtual environment that happens to live inside it)
+    sys.path[:] = [
+        p for p in sys.path
+        if p not in ("", ".") and not (os.path.realpath(p).startswith(repo) and "site-packages" not in p)
+    ]
 
     class BlockPackage(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
