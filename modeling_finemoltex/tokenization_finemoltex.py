@@ -243,6 +243,7 @@ def _brics_bonds(desc, single: np.ndarray, double: np.ndarray) -> list[int]:
 
 _KEKULE_BOND = {2: Chem.BondType.SINGLE, 4: Chem.BondType.DOUBLE, 6: Chem.BondType.TRIPLE}
 _MOTIF_CACHE: dict = {}
+_KEKULE_CACHE: dict = {}  # canonical aromatic SMILES -> Kekulé motif SMILES
 _MOTIF_CACHE_LIMIT = 200_000
 _CHARGE_OFFSET = 32  # atom code = atomic_num * 64 + charge + 32
 
@@ -267,11 +268,14 @@ def _motif_smiles_from_graph(atoms: Sequence[tuple[int, int]], bonds: Sequence[t
         aromatic = Chem.MolToSmiles(mol, isomericSmiles=False)
         # Kekulé form of the canonical aromatic SMILES: a function of the fragment alone, not of
         # which Kekulé structure the parent molecule happened to get.
-        again = Chem.MolFromSmiles(aromatic)
-        if again is None:
-            return aromatic
-        Chem.Kekulize(again, clearAromaticFlags=True)
-        return Chem.MolToSmiles(again, isomericSmiles=False, kekuleSmiles=True)
+        kekule = _KEKULE_CACHE.get(aromatic)
+        if kekule is None:
+            again = Chem.MolFromSmiles(aromatic)
+            if again is None:
+                return aromatic
+            Chem.Kekulize(again, clearAromaticFlags=True)
+            kekule = _KEKULE_CACHE[aromatic] = Chem.MolToSmiles(again, isomericSmiles=False, kekuleSmiles=True)
+        return kekule
     except Exception:
         # Fragments RDKit cannot sanitise on their own (unusual valences): canonical SMILES as drawn.
         mol = rw.GetMol()
@@ -281,20 +285,21 @@ def _motif_smiles_from_graph(atoms: Sequence[tuple[int, int]], bonds: Sequence[t
 
 
 def _motif_smiles(key) -> str:
-    """Motif SMILES for an identity-cache key: an atom code (int) or a packed fragment (bytes)."""
+    """Motif SMILES for an identity-cache key: an atom code (int) or a fragment tuple (see `_pack_keys`)."""
     smiles = _MOTIF_CACHE.get(key)
     if smiles is None:
         if isinstance(key, int):
             atoms, bonds = [divmod(key, 64)], []
         else:
-            packed = np.frombuffer(key, dtype=np.int32)
-            n = int(packed[0])
-            atoms = [divmod(int(c), 64) for c in packed[1 : 1 + n]]
-            bonds = packed[1 + n :].reshape(3, -1).T.tolist()
+            n = key[0]
+            atoms = [divmod(c, 64) for c in key[1 : 1 + n]]
+            rest = key[1 + n :]
+            bonds = [rest[k : k + 3] for k in range(0, len(rest), 3)]
         atoms = [(z, c - _CHARGE_OFFSET) for z, c in atoms]
         smiles = _motif_smiles_from_graph(atoms, bonds)
         if len(_MOTIF_CACHE) >= _MOTIF_CACHE_LIMIT:
             _MOTIF_CACHE.clear()
+            _KEKULE_CACHE.clear()
         _MOTIF_CACHE[key] = smiles
     return smiles
 
@@ -498,27 +503,35 @@ class _Motifs:
 
 
 def _pack_keys(desc: _Molecule, order2: np.ndarray, groups, bond_groups) -> list:
-    """Identity-cache key of each motif: its atom code (one atom) or packed atoms and Kekulé bonds."""
-    codes = desc.atomic_num * 64 + np.minimum(np.maximum(desc.charge, -_CHARGE_OFFSET), 63 - _CHARGE_OFFSET) + _CHARGE_OFFSET
+    """Identity-cache key of each motif: its atom code (one atom) or its atom codes and Kekulé bonds (a tuple).
+
+    Motifs are small, so plain Python beats numpy's per-call overhead here.
+    """
+    codes = (desc.atomic_num * 64 + np.minimum(np.maximum(desc.charge, -_CHARGE_OFFSET), 63 - _CHARGE_OFFSET)
+             + _CHARGE_OFFSET).tolist()
+    begin, end, order2 = desc.begin.tolist(), desc.end.tolist(), order2.tolist()
     keys = []
     for atoms, bonds in zip(groups, bond_groups):
+        atoms = atoms.tolist()
         if len(atoms) == 1:
-            keys.append(int(codes[atoms[0]]))
+            keys.append(codes[atoms[0]])
             continue
-        li = np.searchsorted(atoms, desc.begin[bonds])
-        lj = np.searchsorted(atoms, desc.end[bonds])
-        packed = np.concatenate(([len(atoms)], codes[atoms], li, lj, order2[bonds])).astype(np.int32)
-        keys.append(packed.tobytes())
+        local = {a: k for k, a in enumerate(atoms)}
+        key = [len(atoms)]
+        key += [codes[a] for a in atoms]
+        for b in bonds.tolist():
+            key += (local[begin[b]], local[end[b]], order2[b])
+        keys.append(tuple(key))
     return keys
 
 
 def _order_motifs(desc, num_motifs, member_atom, member_motif, edges):
     """Relabel motifs in BFS order; returns memberships sorted by (motif, atom) and relabelled sorted edges."""
     n = len(desc.ranks)
-    by_motif = np.argsort(member_motif * n + member_atom)
-    sorted_motif = member_motif[by_motif]
-    starts = np.flatnonzero(np.r_[True, sorted_motif[1:] != sorted_motif[:-1]])
-    motif_min_rank = np.minimum.reduceat(desc.ranks[member_atom[by_motif]], starts).tolist()
+    motif_min_rank = [n] * num_motifs
+    for m, r in zip(member_motif.tolist(), desc.ranks[member_atom].tolist()):
+        if r < motif_min_rank[m]:
+            motif_min_rank[m] = r
     order = _bfs_order(num_motifs, edges, motif_min_rank)
     new_id = np.empty(num_motifs, dtype=np.int64)
     new_id[order] = np.arange(num_motifs)
