@@ -392,10 +392,15 @@ def _describe(mol, smiles: str) -> _Molecule:
     in_ring = np.zeros(n, dtype=bool)
     if len(ring_pairs):
         in_ring[ring_pairs.reshape(-1)] = True
-        codes = np.sort(ring_pairs.min(1) * n + ring_pairs.max(1))
-        bond_codes = begin * n + end
-        at = np.minimum(np.searchsorted(codes, bond_codes), len(codes) - 1)
-        ring_bond = codes[at] == bond_codes
+        if regular:  # a dense ring-bond matrix next to the dense adjacency we already have
+            ring_matrix = np.zeros((n, n), dtype=bool)
+            ring_matrix[ring_pairs[:, 0], ring_pairs[:, 1]] = True
+            ring_bond = ring_matrix[begin, end] | ring_matrix[end, begin]
+        else:
+            codes = np.sort(ring_pairs.min(1) * n + ring_pairs.max(1))
+            bond_codes = begin * n + end
+            at = np.minimum(np.searchsorted(codes, bond_codes), len(codes) - 1)
+            ring_bond = codes[at] == bond_codes
     else:
         ring_bond = np.zeros(len(begin), dtype=bool)
     degree = np.bincount(begin, minlength=n) + np.bincount(end, minlength=n)
@@ -726,7 +731,7 @@ def _atom_features(desc: _Molecule, feature_set: str) -> np.ndarray:
 def _bond_features(desc: _Molecule, feature_set: str) -> np.ndarray:
     mol, m = desc.mol, len(desc.begin)
     order2 = np.rint(desc.order * 2).astype(np.int64)
-    bond_type = _TYPE_OF_ORDER2[np.clip(order2, 0, len(_TYPE_OF_ORDER2) - 1)]
+    bond_type = _TYPE_OF_ORDER2[np.minimum(np.maximum(order2, 0), len(_TYPE_OF_ORDER2) - 1)]  # (np.clip is slow)
     smiles = desc.smiles
     if not desc.regular:
         bonds = [mol.GetBondBetweenAtoms(int(i), int(j)) for i, j in zip(desc.begin, desc.end)]
