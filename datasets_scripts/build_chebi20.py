@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-import pyarrow as pa
 
 try:
     from . import common
@@ -36,15 +35,7 @@ HEADER = ["CID", "SMILES", "description"]
 WHERE_TO_GET = ("ChEBI-20 is in MolT5's repository: https://github.com/blender-nlp/MolT5, folder ChEBI-20_data/ "
                 "(train.txt, validation.txt, test.txt); put the files in --input_dir.")
 
-SCHEMA = pa.schema([
-    ("id", pa.string()),
-    ("smiles", pa.string()),
-    ("text", pa.string()),
-    ("split", pa.string()),
-    ("inchikey", pa.string()),
-    ("source_smiles", pa.string()),
-    ("source_row", pa.int64()),
-])
+SCHEMA = common.pair_schema()
 
 COLUMNS = {
     "id": "PubChem CID (string)",

@@ -34,7 +34,6 @@ in this table) and, for ATC, ``atc_code`` and ``atc_label``.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional

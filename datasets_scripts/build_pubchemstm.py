@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
 
-import pyarrow as pa
 
 try:
     from . import common
@@ -45,15 +44,7 @@ WHERE_TO_GET = ("Download it from the Hugging Face dataset chao1224/MoleculeSTM,
 
 SDF_SMILES_PROPERTIES = ("PUBCHEM_SMILES", "PUBCHEM_OPENEYE_ISO_SMILES", "PUBCHEM_ISOMERIC_SMILES")
 
-SCHEMA = pa.schema([
-    ("id", pa.string()),
-    ("smiles", pa.string()),
-    ("text", pa.string()),
-    ("split", pa.string()),
-    ("inchikey", pa.string()),
-    ("source_smiles", pa.string()),
-    ("description_index", pa.int64()),
-])
+SCHEMA = common.pair_schema("description_index")
 
 COLUMNS = {
     "id": "PubChem CID (string)",

@@ -23,22 +23,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-import pyarrow as pa
 
 try:
     from . import common
 except ImportError:  # run as a script
     import common
 
-SCHEMA = pa.schema([
-    ("id", pa.string()),
-    ("smiles", pa.string()),
-    ("text", pa.string()),
-    ("split", pa.string()),
-    ("inchikey", pa.string()),
-    ("source_smiles", pa.string()),
-    ("source_row", pa.int64()),
-])
+SCHEMA = common.pair_schema()
 
 
 @dataclass

@@ -195,6 +195,19 @@ def _ordered_splits(splits: Iterable[str]) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 
 
+def pair_schema(position_column: str = "source_row") -> pa.Schema:
+    """Parquet schema of molecule–text pair builds; ``position_column`` (int64) locates the row in the source."""
+    return pa.schema([
+        ("id", pa.string()),
+        ("smiles", pa.string()),
+        ("text", pa.string()),
+        ("split", pa.string()),
+        ("inchikey", pa.string()),
+        ("source_smiles", pa.string()),
+        (position_column, pa.int64()),
+    ])
+
+
 def require_file(path: str | Path, how_to_get: str) -> Path:
     """Return ``path`` if it is a file, else raise `FileNotFoundError` naming it and saying where to get it."""
     path = Path(path)
