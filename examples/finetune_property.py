@@ -33,7 +33,6 @@ under ``<output_dir>/seed_<s>/``; ``--predict_smiles`` then runs `predict` on ne
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math

@@ -57,7 +57,7 @@ from .losses_finemoltex import (
     sample_mask,
     word_candidates,
 )
-from .configuration_finemoltex import MOTIF_CLS_ID, FineMolTexConfig
+from .configuration_finemoltex import FineMolTexConfig
 
 GRAPH_INPUT_NAMES = (
     "graph_atom_features",

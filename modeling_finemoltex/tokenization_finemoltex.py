@@ -456,7 +456,6 @@ def _components(n: int, begin: np.ndarray, end: np.ndarray) -> np.ndarray:
 
 def _brics_cut(desc: _Molecule) -> np.ndarray | None:
     """Bonds cut by the FineMolTex/MGSSL rules (bool per bond), or None when at most one is cut."""
-    n = len(desc.atomic_num)
     begin, end, in_ring = desc.begin, desc.end, desc.in_ring
     branching = (~in_ring) & (desc.degree > 2)
     acyclic = ~desc.ring_bond
