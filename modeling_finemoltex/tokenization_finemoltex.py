@@ -1283,3 +1283,316 @@ def random_split(n: int, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int
 
 
 __all__ += ["canonical_smiles", "inchikey", "murcko_scaffold", "random_split", "scaffold_split"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Molecule editing primitives (used by editing_finemoltex.py): applying motif edits, Morgan/Tanimoto
+# similarity, the RDKit descriptors and substructure counts of the MoleculeSTM / FineMolTex editing criteria.
+# Kept here because this is the only module allowed to import RDKit.
+# --------------------------------------------------------------------------------------------------
+
+from functools import lru_cache  # noqa: E402
+
+#: Attachment rules of `apply_motif_edits` (see there).
+ATTACHMENT_RULES = ("brics", "valence")
+
+_EDIT_CACHE_LIMIT = 200_000
+_FINGERPRINT_CACHE: dict = {}
+
+
+@lru_cache(maxsize=4096)
+def _kekule_template(smiles: str) -> Chem.Mol | None:
+    """Sanitised, Kekulised (aromatic flags cleared) copy of ``smiles``, or None when it does not parse.
+
+    Editing works on the Kekulé form so that hydrogens are recomputed from valences when neighbours come and go;
+    sanitising the product re-perceives aromaticity.
+    """
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None or mol.GetNumAtoms() == 0:
+        return None
+    try:
+        Chem.Kekulize(mol, clearAromaticFlags=True)
+    except Exception:
+        return None
+    return mol
+
+
+def attachment_atoms(smiles: str, unique: bool = True) -> list[int]:
+    """Atoms of ``smiles`` that can take a new single bond: neutral, no radical, at least one hydrogen.
+
+    With ``unique``, one atom per symmetry class (RDKit canonical ranks without tie-breaking), so that equivalent
+    positions (the six carbons of benzene) are offered once. Atom indices follow ``Chem.MolFromSmiles(smiles)``.
+    Raises `MoleculeParseError` for an unparsable SMILES.
+    """
+    mol = parse_smiles(smiles)
+    classes = list(Chem.CanonicalRankAtoms(mol, breakTies=False)) if unique else list(range(mol.GetNumAtoms()))
+    seen, atoms = set(), []
+    for atom in mol.GetAtoms():
+        if atom.GetFormalCharge() or atom.GetNumRadicalElectrons() or atom.GetTotalNumHs() < 1:
+            continue
+        cls = classes[atom.GetIdx()]
+        if cls not in seen:
+            seen.add(cls)
+            atoms.append(atom.GetIdx())
+    return atoms
+
+
+def _brics_labels(mol: Chem.Mol, atom: int) -> set[int]:
+    """BRICS environments (indices into RDKit's table) whose attachment atom matches ``atom`` of ``mol``."""
+    labels = set()
+    a = mol.GetAtomWithIdx(atom)
+    kind = (a.GetAtomicNum(), a.GetIsAromatic(), a.IsInRing(), a.GetDegree())
+    for env, pattern in enumerate(_BRICS_PATTERNS):
+        if not _head_allows(env, kind):  # cheap test of what the SMARTS says about its first atom
+            continue
+        for match in mol.GetSubstructMatches(pattern, uniquify=False, maxMatches=1 << 16):
+            if match[0] == atom:
+                labels.add(env)
+                break
+    return labels
+
+
+def is_brics_bond(mol: Chem.Mol, i: int, j: int) -> bool:
+    """True iff the single acyclic bond ``i``-``j`` of ``mol`` is one that BRICS would cut (an environment pair of
+    RDKit's BRICS reaction table matches its two ends)."""
+    bond = mol.GetBondBetweenAtoms(int(i), int(j))
+    if bond is None or bond.IsInRing() or bond.GetBondType() != Chem.BondType.SINGLE:
+        return False
+    li = _brics_labels(mol, int(i))
+    if not li:
+        return False
+    lj = _brics_labels(mol, int(j))
+    return any((a, b) in _BRICS_PAIRS["-"] for a in li for b in lj)
+
+
+def apply_motif_edits(
+    smiles: str,
+    edits: Sequence[tuple[Sequence[int], str | None, Sequence[tuple[int, int]]]],
+    attachment: str = "brics",
+) -> list[str | None]:
+    """Apply motif-level edits to one molecule; -> canonical SMILES of each product, or None where it fails.
+
+    Each edit is ``(remove_atoms, fragment_smiles, bonds)``:
+        remove_atoms: atom indices of ``smiles`` (as ``Chem.MolFromSmiles`` numbers them) to delete;
+        fragment_smiles: a motif to insert (None: nothing inserted);
+        bonds: ``(source_atom, fragment_atom)`` pairs joined by new single bonds (source atoms must survive).
+    Removing a terminal motif is ``(atoms, None, ())``; attaching is ``((), fragment, ((a, f),))``; replacing a
+    motif is its atoms plus a fragment bonded to the atoms the motif was bonded to.
+
+    A product is returned only if it sanitises, is one connected molecule without radicals, and its canonical
+    SMILES parses again (the string returned is that re-parsed molecule's canonical SMILES). New bonds must join
+    neutral atoms that had a hydrogen to give. ``attachment`` rules which new bonds are allowed:
+        ``"brics"``: a fragment of two or more heavy atoms must be joined by bonds that BRICS would cut in the
+        product; a single-atom fragment (OH, NH2, Cl, CH3 …: substituents BRICS never cuts) only onto carbon;
+        ``"valence"``: any single bond with at least one carbon end.
+    Raises `MoleculeParseError` for an unparsable ``smiles`` and `ValueError` for an unknown ``attachment``.
+    """
+    if attachment not in ATTACHMENT_RULES:
+        raise ValueError(f"attachment must be one of {ATTACHMENT_RULES}, got {attachment!r}")
+    parse_smiles(smiles)  # the error names the SMILES
+    template = _kekule_template(smiles.strip())
+    if template is None:
+        return [None] * len(edits)
+    return [_apply_one(template, remove, fragment, bonds, attachment) for remove, fragment, bonds in edits]
+
+
+def _apply_one(template: Chem.Mol, remove, fragment, bonds, attachment: str) -> str | None:
+    n = template.GetNumAtoms()
+    remove = sorted({int(a) for a in remove}, reverse=True)
+    if any(not 0 <= a < n for a in remove) or len(remove) >= n:
+        return None
+    removed = set(remove)
+    rw = Chem.RWMol(template)
+    new_bonds = []
+    if fragment is not None:
+        frag = _kekule_template(fragment)
+        if frag is None or not bonds:
+            return None
+        offset = n
+        rw.InsertMol(frag)
+        for a, f in bonds:
+            a, f = int(a), int(f)
+            if a in removed or not 0 <= a < n or not 0 <= f < frag.GetNumAtoms():
+                return None
+            if rw.GetBondBetweenAtoms(a, offset + f) is not None:
+                return None
+            rw.AddBond(a, offset + f, Chem.BondType.SINGLE)
+            new_bonds.append((a, offset + f))
+    elif bonds:
+        return None
+    if len({a for a, _ in new_bonds}) != len(new_bonds) or len({f for _, f in new_bonds}) != len(new_bonds):
+        return None  # one new bond per atom: each gives up one hydrogen
+    # atoms that lose a neighbour and whose hydrogens are fixed (bracket atoms) get the hydrogens back
+    freed: dict[int, int] = {}  # hydrogens an atom gains from losing neighbours
+    for a in remove:
+        for bond in template.GetAtomWithIdx(a).GetBonds():
+            other = bond.GetOtherAtom(template.GetAtomWithIdx(a))
+            if other.GetIdx() not in removed:
+                order = int(round(bond.GetBondTypeAsDouble()))
+                freed[other.GetIdx()] = freed.get(other.GetIdx(), 0) + order
+                if other.GetNoImplicit():
+                    atom = rw.GetAtomWithIdx(other.GetIdx())
+                    atom.SetNumExplicitHs(atom.GetNumExplicitHs() + order)
+    # atoms that gain a neighbour give up a hydrogen: they must be neutral, radical-free and have one to give
+    # (checked on the input: RDKit would otherwise invent one to reach a higher valence, e.g. on S or P)
+    for a, f in new_bonds:
+        for idx, before, gained in ((a, template.GetAtomWithIdx(a), freed.get(a, 0)), (f, frag.GetAtomWithIdx(f - n), 0)):
+            if before.GetFormalCharge() or before.GetNumRadicalElectrons() or before.GetTotalNumHs() + gained < 1:
+                return None
+            rw_atom = rw.GetAtomWithIdx(idx)
+            if rw_atom.GetNumExplicitHs() > 0:
+                rw_atom.SetNumExplicitHs(rw_atom.GetNumExplicitHs() - 1)
+    for a in remove:  # descending, so lower indices stay valid
+        rw.RemoveAtom(a)
+    mol = rw.GetMol()
+    try:
+        Chem.SanitizeMol(mol)
+    except Exception:
+        return None
+    if any(atom.GetNumRadicalElectrons() for atom in mol.GetAtoms()):
+        return None
+    if len(Chem.GetMolFrags(mol)) != 1:
+        return None
+    shift = lambda i: i - sum(1 for r in remove if r < i)  # noqa: E731  (index after the removals)
+    for a, f in new_bonds:
+        a, f = shift(a), shift(f)
+        ends = (mol.GetAtomWithIdx(a), mol.GetAtomWithIdx(f))
+        if not _new_bond_allowed(mol, a, f, ends, fragment, attachment):
+            return None
+    return _round_trip(mol)
+
+
+def _new_bond_allowed(mol, a: int, f: int, ends, fragment: str, attachment: str) -> bool:
+    carbon = [atom.GetAtomicNum() == 6 for atom in ends]
+    if attachment == "valence":
+        return any(carbon)
+    frag_heavy = _kekule_template(fragment).GetNumAtoms()
+    if frag_heavy == 1:
+        return carbon[0]  # a single-atom substituent goes onto a carbon of the source
+    return is_brics_bond(mol, a, f)
+
+
+def _round_trip(mol: Chem.Mol) -> str | None:
+    """Canonical SMILES of ``mol`` that parses again (and is canonical for the re-parsed molecule), else None."""
+    try:
+        smiles = Chem.MolToSmiles(mol)
+    except Exception:
+        return None
+    again = Chem.MolFromSmiles(smiles)
+    if again is None or again.GetNumAtoms() == 0:
+        return None
+    return Chem.MolToSmiles(again)
+
+
+def molecule_bonds(smiles: str) -> list[tuple[int, int, float]]:
+    """Bonds of ``smiles`` as ``(i, j, order)`` with ``i < j`` (order 1, 1.5, 2, 3), atoms numbered as
+    ``Chem.MolFromSmiles`` does. Raises `MoleculeParseError`."""
+    mol = parse_smiles(smiles)
+    out = []
+    for bond in mol.GetBonds():
+        i, j = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
+        out.append((min(i, j), max(i, j), float(bond.GetBondTypeAsDouble())))
+    return sorted(out)
+
+
+def is_valid_smiles(smiles) -> bool:
+    """True iff ``smiles`` is a non-empty string RDKit parses and sanitises into a molecule with atoms."""
+    try:
+        parse_smiles(smiles)
+    except MoleculeParseError:
+        return False
+    return True
+
+
+_MORGAN_GENERATOR = None
+
+
+def morgan_fingerprint(smiles: str):
+    """Morgan fingerprint, radius 2, 1024 bits (the bits of ``AllChem.GetMorganFingerprintAsBitVect(mol, 2,
+    nBits=1024)``, MoleculeSTM's editing similarity), cached by SMILES. Raises `MoleculeParseError`."""
+    global _MORGAN_GENERATOR
+    fp = _FINGERPRINT_CACHE.get(smiles)
+    if fp is None:
+        if _MORGAN_GENERATOR is None:
+            from rdkit.Chem import rdFingerprintGenerator
+
+            _MORGAN_GENERATOR = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=1024)
+        fp = _MORGAN_GENERATOR.GetFingerprint(parse_smiles(smiles))
+        if len(_FINGERPRINT_CACHE) >= _EDIT_CACHE_LIMIT:
+            _FINGERPRINT_CACHE.clear()
+        _FINGERPRINT_CACHE[smiles] = fp
+    return fp
+
+
+def tanimoto_similarity(reference: str, smiles: Sequence[str]) -> np.ndarray:
+    """Tanimoto similarity of Morgan fingerprints (`morgan_fingerprint`) of ``reference`` to each of ``smiles``
+    -> float64 (len(smiles),). Raises `MoleculeParseError` naming an unparsable SMILES."""
+    from rdkit import DataStructs
+
+    ref = morgan_fingerprint(reference)
+    fps = [morgan_fingerprint(s) for s in smiles]
+    return np.asarray(DataStructs.BulkTanimotoSimilarity(ref, fps), dtype=np.float64)
+
+
+#: RDKit descriptors the editing criteria use, by the names MoleculeSTM / ChatDrug give them.
+EDIT_DESCRIPTORS = ("MolLogP", "qed", "TPSA", "NumHAcceptors", "NumHDonors")
+
+
+def molecule_descriptors(smiles: str, names: Sequence[str] = EDIT_DESCRIPTORS) -> dict[str, float]:
+    """RDKit descriptors of one molecule (``rdkit.Chem.Descriptors`` functions by name) -> {name: value}.
+
+    Raises `ValueError` for an unknown descriptor name and `MoleculeParseError` for an unparsable SMILES.
+    """
+    from rdkit.Chem import Descriptors
+
+    mol = parse_smiles(smiles)
+    out = {}
+    for name in names:
+        fn = getattr(Descriptors, name, None)
+        if fn is None or not callable(fn):
+            raise ValueError(f"Unknown RDKit descriptor {name!r}")
+        out[name] = float(fn(mol))
+    return out
+
+
+@lru_cache(maxsize=256)
+def _smarts(smarts: str) -> Chem.Mol:
+    pattern = Chem.MolFromSmarts(smarts)
+    if pattern is None:
+        raise ValueError(f"Invalid SMARTS pattern {smarts!r}")
+    return pattern
+
+
+def count_substructure(smiles: str, smarts: str) -> int:
+    """Number of (unique) matches of the SMARTS ``smarts`` in the molecule ``smiles``."""
+    return len(parse_smiles(smiles).GetSubstructMatches(_smarts(smarts), maxMatches=1 << 16))
+
+
+def count_fragments(smiles: str, names: Sequence[str]) -> dict[str, int]:
+    """RDKit functional-group counters (``rdkit.Chem.Fragments.fr_*`` by name) -> {name: count}."""
+    from rdkit.Chem import Fragments
+
+    mol = parse_smiles(smiles)
+    out = {}
+    for name in names:
+        fn = getattr(Fragments, name, None)
+        if fn is None or not name.startswith("fr_"):
+            raise ValueError(f"Unknown RDKit fragment counter {name!r}")
+        out[name] = int(fn(mol))
+    return out
+
+
+__all__ += [
+    "ATTACHMENT_RULES",
+    "EDIT_DESCRIPTORS",
+    "apply_motif_edits",
+    "attachment_atoms",
+    "count_fragments",
+    "count_substructure",
+    "is_brics_bond",
+    "is_valid_smiles",
+    "molecule_bonds",
+    "molecule_descriptors",
+    "morgan_fingerprint",
+    "tanimoto_similarity",
+]
