@@ -2,7 +2,8 @@
 """FineMolTex for Hugging Face transformers: molecular graph–text pre-training with motif–word alignment.
 
 Importing the package registers ``model_type="finemoltex"`` with ``AutoConfig``, ``AutoModel``,
-``AutoModelForPreTraining``, ``AutoTokenizer`` (the graph tokenizer) and ``AutoProcessor``.
+``AutoModelForPreTraining``, ``AutoTokenizer`` (the graph tokenizer) and ``AutoProcessor``, and the
+``"molecule-text-retrieval"`` pipeline task (`FineMolTexPipeline`).
 """
 
 from transformers import AutoProcessor, AutoTokenizer
@@ -15,6 +16,7 @@ from .modeling_finemoltex import (
     FineMolTexPreTrainedModel,
     register_auto_classes,
 )
+from .pipeline_finemoltex import PIPELINE_TASK, FineMolTexPipeline, register_pipeline
 from .processing_finemoltex import FineMolTexDataCollator, FineMolTexProcessor
 from .retrieval_finemoltex import embed_molecules, embed_texts, evaluate_retrieval
 from .tokenization_finemoltex import (
@@ -36,6 +38,7 @@ def _register() -> None:
     # hands back the text tokenizer in its place.
     AutoTokenizer.register(FineMolTexConfig, slow_tokenizer_class=FineMolTexGraphTokenizer, exist_ok=True)
     AutoProcessor.register(FineMolTexConfig, FineMolTexProcessor, exist_ok=True)
+    register_pipeline()
 
 
 _register()
@@ -48,11 +51,13 @@ __all__ = [
     "FineMolTexForPreTraining",
     "FineMolTexGraphTokenizer",
     "FineMolTexModel",
+    "FineMolTexPipeline",
     "FineMolTexPreTrainedModel",
     "FineMolTexProcessor",
     "MoleculeParseError",
     "MotifDecomposition",
     "MotifVocab",
+    "PIPELINE_TASK",
     "collate_graphs",
     "embed_molecules",
     "embed_texts",
