@@ -169,8 +169,8 @@ class FineMolTexMotifLibrary:
 
     @classmethod
     def from_smiles(cls, motifs: Sequence[str], counts: Sequence[int] | None = None, max_atoms: int = 12) -> "FineMolTexMotifLibrary":
-        """Library from motif SMILES; motifs that do not parse, contain dummy atoms or several pieces, have more than
-        ``max_atoms`` heavy atoms or no atom with a hydrogen are left out (logged)."""
+        """Library from motif SMILES; motifs that do not parse, contain dummy atoms or several pieces, have no heavy
+        atom or more than ``max_atoms``, or no atom with a hydrogen are left out (logged)."""
         fragments, dropped = [], []
         counts = list(counts) if counts is not None else [0] * len(motifs)
         seen = set()
@@ -185,7 +185,7 @@ class FineMolTexMotifLibrary:
             except MoleculeParseError:
                 dropped.append(smiles)
                 continue
-            if num_atoms > max_atoms or not unique:
+            if not 1 <= num_atoms <= max_atoms or not unique:  # ([HH], a motif of some vocabularies, has no heavy atom)
                 dropped.append(smiles)
                 continue
             seen.add(smiles)

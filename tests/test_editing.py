@@ -164,7 +164,7 @@ def test_motif_generator_is_deterministic_and_order_independent(zinc_smiles):
 
 
 def test_library_leaves_out_unusable_motifs():
-    library = FineMolTexMotifLibrary.from_smiles(["O", "[Na+]", "C1CC", "*C", "C.C", "C" * 20, "Cl"], max_atoms=12)
+    library = FineMolTexMotifLibrary.from_smiles(["O", "[Na+]", "C1CC", "*C", "C.C", "C" * 20, "[HH]", "Cl"], max_atoms=12)
     assert library.smiles == ["O", "Cl"]
     with pytest.raises(ValueError, match="empty"):
         FineMolTexMotifLibrary.from_smiles(["[Na+]"])
