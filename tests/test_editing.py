@@ -30,6 +30,7 @@ from modeling_finemoltex.editing_finemoltex import (
     evaluate_edits,
     find_criterion,
     load_edit_criteria,
+    write_edit_results,
 )
 from modeling_finemoltex.tokenization_finemoltex import (
     MoleculeParseError,
@@ -260,6 +261,8 @@ def test_unknown_instruction_is_edited_but_not_evaluable(small_library, criteria
     assert "success_loose" not in row and row["source_MolLogP"] == pytest.approx(molecule_descriptors("CCO")["MolLogP"])
     assert result["summary"][0]["hit_ratio_loose"] is None
     assert "not in the criteria file" in result["summary"][0]["reason"]
+    with pytest.raises(ValueError, match=r"\.json or \.csv"):
+        write_edit_results(result, "edits.txt")
 
 
 # ------------------------------------------------------------------------------------------------ criteria
