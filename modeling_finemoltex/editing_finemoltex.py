@@ -696,6 +696,7 @@ class FineMolTexEditCriterion:
     smarts: str | None = None
     fragment_counters: list[str] = field(default_factory=list)
     reason: str | None = None
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)  # SMILES -> properties
 
     @classmethod
     def from_entry(cls, entry: dict) -> "FineMolTexEditCriterion":
@@ -733,7 +734,15 @@ class FineMolTexEditCriterion:
         return self.type == "substructure_present_in_edited"
 
     def properties(self, smiles: str) -> dict[str, float]:
-        """The quantities the instruction is about, for one molecule."""
+        """The quantities the instruction is about, for one molecule (cached by SMILES)."""
+        props = self._cache.get(smiles)
+        if props is None:
+            if len(self._cache) >= 100_000:
+                self._cache.clear()
+            props = self._cache[smiles] = self._properties(smiles)
+        return props
+
+    def _properties(self, smiles: str) -> dict[str, float]:
         if self.parts:
             return molecule_descriptors(smiles, list(dict.fromkeys(p[0] for p in self.parts)))
         if self.reference_smiles:
@@ -772,8 +781,8 @@ class FineMolTexEditCriterion:
         if threshold == "strict":
             return None
         if self.reference_smiles:
-            sims = tanimoto_similarity(self.reference_smiles, [source, edited])
-            return bool(sims[1] > sims[0])
+            key = next(iter(self.properties(source)))
+            return self.properties(edited)[key] > self.properties(source)[key]
         return self.satisfied_by(edited)
 
 
@@ -924,6 +933,8 @@ def edit_molecules(
     Raises `ValueError` naming the index of an empty instruction before any work. Instructions the criteria do not
     know are edited anyway and marked ``evaluable: False``.
     """
+    if isinstance(instructions, str):
+        instructions = [instructions]
     instructions = [_check_instruction(t, f" at index {k}") for k, t in enumerate(instructions)]
     if not instructions:
         raise ValueError("No instruction given.")
