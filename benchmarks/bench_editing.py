@@ -9,7 +9,10 @@ of ``prompts.json`` by the same motif-level search with three scorers, in one ru
 (c) ``full``: a model pre-trained with all FineMolTex losses.
 
 All three share one generator (same motif library, from the full model's vocabulary, and the same seeded draw of
-edits per molecule) and the same lambdas, beam width and steps. Reported per prompt: hit ratio (%) loose
+edits per molecule) and the same lambdas, beam width and steps. Text scores are standardised per source
+(``--text_scores zscore``, the default here) so that lambda weighs the Tanimoto term equally for every scorer: with
+raw scores a random number in [-1, 1] would swamp the Tanimoto term that decides among a weak model's candidates
+(cosine similarities a few hundredths apart), and the comparison would measure scales rather than text. Reported per prompt: hit ratio (%) loose
 (strict inequality) and strict (ChatDrug thresholds, where defined); a source is a hit if any lambda succeeds;
 for 501-504 sources already satisfying the prompt are excluded. Prompts without an offline oracle (109-111,
 401-406) are listed as not evaluable and not run. Also: validity of the edits (re-parsed by RDKit), uniqueness
@@ -63,6 +66,9 @@ def main(argv=None):
     parser.add_argument("--max_candidates", type=int, default=96)
     parser.add_argument("--library_size", type=int, default=48)
     parser.add_argument("--attachment", default="brics", choices=["brics", "valence"])
+    parser.add_argument("--text_scores", default="zscore", choices=["raw", "zscore"],
+                        help="zscore (default): each scorer's similarities standardised per source, so that lambda weighs "
+                             "Tanimoto the same for the random scorer (spread 1) and a weak model (spread ~0.07)")
     parser.add_argument("--batch_size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default=None)
@@ -109,7 +115,8 @@ def main(argv=None):
     table: dict[int, dict] = {}
     quality: dict[str, dict] = {}
     for name, scorer in scorers.items():
-        editor = FineMolTexMoleculeEditor(generator, scorer, lambdas=args.lambdas, beam_width=args.beam_width, num_steps=args.num_steps)
+        editor = FineMolTexMoleculeEditor(generator, scorer, lambdas=args.lambdas, beam_width=args.beam_width,
+                                          num_steps=args.num_steps, text_scores=args.text_scores)
         wall, generation_before = 0.0, generator.stats["seconds"]
         valid = returned = 0
         tanimoto_sum = 0.0
@@ -194,7 +201,7 @@ def main(argv=None):
     settings = {k: v for k, v in vars(args).items()}
     settings.update(num_sources=len(sources), library=library.smiles, torch_threads=torch.get_num_threads())
     print(markdown)
-    print(f"\nsettings: {json.dumps({k: settings[k] for k in ('num_molecules', 'seed', 'lambdas', 'beam_width', 'num_steps', 'max_candidates', 'library_size', 'attachment')})}")
+    print(f"\nsettings: {json.dumps({k: settings[k] for k in ('num_molecules', 'seed', 'lambdas', 'beam_width', 'num_steps', 'max_candidates', 'library_size', 'attachment', 'text_scores')})}")
     print(f"generator: {generator.stats}")
     if args.output_json:
         Path(args.output_json).parent.mkdir(parents=True, exist_ok=True)

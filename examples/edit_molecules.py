@@ -66,6 +66,11 @@ class EditArguments:
     library_size: int = field(default=48, metadata={"help": "Most frequent motifs of the vocabulary used as library."})
     max_motif_atoms: int = field(default=12, metadata={"help": "Largest library motif (heavy atoms)."})
     attachment: str = field(default="brics", metadata={"help": "Which new bonds are allowed.", "choices": ["brics", "valence"]})
+    text_scores: str = field(
+        default="raw",
+        metadata={"help": "raw: similarity as it is; zscore: standardised per source (lambda independent of the scorer's scale).",
+                  "choices": ["raw", "zscore"]},
+    )
     seed: int = field(default=0)
     batch_size: int = field(default=128)
     device: str | None = field(default=None, metadata={"help": "cpu, cuda ... (default: cuda if available)."})
@@ -92,7 +97,9 @@ def build_editor(args: EditArguments, smiles: list[str]) -> FineMolTexMoleculeEd
     generator = FineMolTexMotifEditGenerator(
         library, max_candidates=args.max_candidates, attachment=args.attachment, seed=args.seed
     )
-    return FineMolTexMoleculeEditor(generator, scorer, lambdas=args.lambdas, beam_width=args.beam_width, num_steps=args.num_steps)
+    return FineMolTexMoleculeEditor(
+        generator, scorer, lambdas=args.lambdas, beam_width=args.beam_width, num_steps=args.num_steps, text_scores=args.text_scores
+    )
 
 
 def main(args=None) -> dict:

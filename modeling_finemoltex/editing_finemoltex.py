@@ -36,7 +36,9 @@ what the search alone achieves).
 
 **Search** (`FineMolTexMoleculeEditor`): beam search for ``num_steps`` steps, scoring each candidate ``c`` of source
 ``s`` as ``text_similarity(c, instruction) + lambda * Tanimoto(c, s)`` (Morgan radius 2, 1024 bits), once for each
-``lambda`` in ``lambdas`` (MoleculeSTM likewise tries several weights of its similarity term). All sources and
+``lambda`` in ``lambdas`` (MoleculeSTM likewise tries several weights of its similarity term); with
+``text_scores="zscore"`` the text similarity is first standardised per source, so that lambda means the same for
+scorers of different scales. All sources and
 lambdas advance in lockstep, so each step scores the candidates of all of them in one batched call. For each lambda
 the best-scoring molecule found (never the source itself) is the edit; a source with no possible edit gets an
 honest empty result (``status="no_edit"``), an unparsable source is reported, skipped and counted
@@ -86,6 +88,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_LAMBDAS = (0.0, 0.5, 1.0)
 OPERATIONS = ("remove", "attach", "replace")
+TEXT_SCORES = ("raw", "zscore")
 NOT_EVALUABLE_TYPES = ("none_in_public_code", "oracle_classifier")
 
 
@@ -469,7 +472,8 @@ class FineMolTexEditCandidate:
 
     Attributes:
         smiles: the edited molecule (canonical, valid).
-        score: ``text_similarity + lambda * source_similarity``.
+        score: ``text_similarity + lambda * source_similarity`` (standardised text similarity with
+            ``text_scores="zscore"``).
         text_similarity: scorer similarity to the instruction.
         source_similarity: Tanimoto (Morgan r=2, 1024 bits) to the source.
         steps: the edits from the source, in order (``"operation: detail"``).
@@ -544,6 +548,10 @@ class FineMolTexMoleculeEditor:
         lambdas: weights of the similarity to the source; each gives one edit per source.
         beam_width: molecules kept after each step.
         num_steps: edits in a row at most (1: the best single edit).
+        text_scores: ``"raw"`` (default): the scorer's similarity as it is; ``"zscore"``: standardised per source
+            by the mean and standard deviation over its first-step candidates, so that ``lambda`` weighs the
+            Tanimoto term the same whatever the scale of the scorer (a weakly trained model's cosine similarities
+            vary by a few hundredths between candidates, a random scorer's by 1) — the fair way to compare scorers.
     """
 
     def __init__(
@@ -553,7 +561,11 @@ class FineMolTexMoleculeEditor:
         lambdas: Sequence[float] = DEFAULT_LAMBDAS,
         beam_width: int = 3,
         num_steps: int = 2,
+        text_scores: str = "raw",
     ):
+        if text_scores not in TEXT_SCORES:
+            raise ValueError(f"text_scores must be one of {TEXT_SCORES}, got {text_scores!r}")
+        self.text_scores = text_scores
         lambdas = [float(x) for x in lambdas]
         if not lambdas or any(not np.isfinite(x) for x in lambdas):
             raise ValueError(f"lambdas must be a non-empty list of finite numbers, got {lambdas}")
@@ -590,6 +602,7 @@ class FineMolTexMoleculeEditor:
             states.append([_BeamState(canon, lam, [canon], {canon}, {}) for lam in self.lambdas])
         num_invalid_proposals = 0
         scored: list[set] = [set() for _ in results]
+        text_scale: dict[int, tuple[float, float]] = {}  # source -> (mean, std) of its first-step text scores
         for _ in range(self.num_steps):
             to_expand = list(dict.fromkeys(m for group in states for st in group for m in st.beam))
             if not to_expand:
@@ -627,9 +640,13 @@ class FineMolTexMoleculeEditor:
                 kids_i = list(dict.fromkeys(c for k in range(len(group)) for c in new_children[(i, k)]))
                 scored[i].update(kids_i)
                 source_sim = dict(zip(kids_i, tanimoto_similarity(group[0].source, kids_i).tolist())) if kids_i else {}
+                if self.text_scores == "zscore" and i not in text_scale and kids_i:
+                    values = np.array([text_sim[c] for c in kids_i])
+                    text_scale[i] = (float(values.mean()), float(values.std()) or 1.0)
+                mean, std = text_scale.get(i, (0.0, 1.0))
                 for k, st in enumerate(group):
                     ranked = sorted(
-                        ((text_sim[c] + st.lam * source_sim[c], c) for c in new_children[(i, k)]),
+                        (((text_sim[c] - mean) / std + st.lam * source_sim[c], c) for c in new_children[(i, k)]),
                         key=lambda x: (-x[0], x[1]),
                     )
                     st.beam = [c for _, c in ranked[: self.beam_width]]

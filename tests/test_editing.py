@@ -206,6 +206,30 @@ def test_pluggable_generator_and_lambda():
     assert result.num_scored == 3  # CCCO, OCCO, CCCC; the source itself is never a candidate
 
 
+class ScaledOxygenScorer(OxygenScorer):
+    def __init__(self, factor):
+        self.factor = factor
+
+    def text_similarity(self, smiles, instruction):
+        return self.factor * super().text_similarity(smiles, instruction) + 3.0
+
+
+def test_zscore_text_scores_make_lambda_scale_free():
+    def best(factor, text_scores):
+        editor = FineMolTexMoleculeEditor(ToyGenerator(["CCCO", "OCCO", "CCCC"]), ScaledOxygenScorer(factor),
+                                          lambdas=[1.0], num_steps=1, text_scores=text_scores)
+        return editor.edit(["CCCC(C)C"], "more oxygen").results[0].edits[1.0]
+
+    # raw: a scorer with tiny spread leaves the choice to Tanimoto, a wide one to the text
+    assert best(0.001, "raw").smiles == "CCCC" and best(100.0, "raw").smiles == "OCCO"
+    # zscore: the same choice and score whatever the scale and offset of the scorer
+    small, large = best(0.001, "zscore"), best(100.0, "zscore")
+    assert small.smiles == large.smiles and small.score == pytest.approx(large.score)
+    assert large.text_similarity == pytest.approx(100.0 * large.smiles.count("O") + 3.0)  # reported raw
+    with pytest.raises(ValueError, match="text_scores"):
+        FineMolTexMoleculeEditor(ToyGenerator([]), OxygenScorer(), text_scores="rank")
+
+
 def test_beam_search_two_steps_and_determinism(sources, small_library):
     def run(seed):
         generator = FineMolTexMotifEditGenerator(small_library, max_candidates=10, seed=seed)
