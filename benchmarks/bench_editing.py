@@ -51,6 +51,67 @@ def _fmt(x, digits=1):
     return "—" if x is None else f"{x:.{digits}f}"
 
 
+OPPOSITE_PROMPTS = ((101, 102, "MolLogP"), (104, 103, "qed"), (105, 106, "TPSA"))  # (lowers it, raises it, property)
+MOTIF_PROMPTS = (501, 502, 503, 504)
+
+
+def text_sensitivity(edits_by, sources, criteria, prompts, names) -> dict:
+    """Does the text change the edit? Two paired tests on the same sources, lambdas and candidates.
+
+    * Opposite prompts (soluble / insoluble, ...): share of (source, lambda) whose edit for the "lower" prompt has a
+      lower property than its edit for the "raise" prompt (right), higher (wrong), or equal (same: mostly the same
+      edit). A scorer that ignores the text makes the same edit for both: 100% same.
+    * Motif prompts (501-504): share of edits that have the asked motif when it is asked for, against the mean share
+      when one of the other three motifs is asked for (same sources, those without the motif).
+    """
+    from modeling_finemoltex.editing_finemoltex import find_criterion
+    from modeling_finemoltex.tokenization_finemoltex import molecule_descriptors
+
+    text_of = {p["id"]: p["text"] for p in prompts}
+    rows, data = [], {}
+    for low, high, prop in OPPOSITE_PROMPTS:
+        if low not in text_of or high not in text_of:
+            continue
+        cells = {}
+        for n in names:
+            right = wrong = same = 0
+            a, b = edits_by.get(n, {}).get(low, {}), edits_by.get(n, {}).get(high, {})
+            for i in a:
+                for lam, edit_low in a[i].items():
+                    edit_high = b.get(i, {}).get(lam)
+                    if edit_high is None:
+                        continue
+                    x = molecule_descriptors(edit_low, [prop])[prop]
+                    y = molecule_descriptors(edit_high, [prop])[prop]
+                    right, wrong, same = right + (x < y), wrong + (x > y), same + (x == y)
+            total = max(right + wrong + same, 1)
+            data[f"{low}_vs_{high}"] = data.get(f"{low}_vs_{high}", {})
+            data[f"{low}_vs_{high}"][n] = {"right": 100 * right / total, "wrong": 100 * wrong / total, "same": 100 * same / total}
+            cells[n] = f"{100 * right / total:.0f} / {100 * wrong / total:.0f} / {100 * same / total:.0f}"
+        rows.append((f"text: {prop} of edits, {low} vs {high} (% right / wrong / same)", cells))
+    motif = [m for m in MOTIF_PROMPTS if m in text_of]
+    if len(motif) > 1:
+        cells = {}
+        for n in names:
+            own_rate, other_rate = [], []
+            for m in motif:
+                criterion = find_criterion(text_of[m], criteria)
+                eligible = [i for i, s in enumerate(sources) if not criterion.satisfied_by(s)]
+
+                def rate(prompt_id):
+                    edits = [e for i in eligible for e in edits_by[n][prompt_id].get(i, {}).values()]
+                    return 100.0 * sum(criterion.satisfied_by(e) for e in edits) / max(len(edits), 1)
+
+                own_rate.append(rate(m))
+                other_rate.append(sum(rate(o) for o in motif if o != m) / (len(motif) - 1))
+            own, other = sum(own_rate) / len(own_rate), sum(other_rate) / len(other_rate)
+            data.setdefault("motif_specificity", {})[n] = {"asked": own, "other_motif_asked": other,
+                                                           "per_prompt_asked": own_rate, "per_prompt_other": other_rate}
+            cells[n] = f"{own:.1f} / {other:.1f}"
+        rows.append(("text: edits with the motif, asked / another motif asked (%, 501–504)", cells))
+    return {"rows": rows, "data": data}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     data = REPO.parent / "shared" / "data"
@@ -114,6 +175,7 @@ def main(argv=None):
 
     table: dict[int, dict] = {}
     quality: dict[str, dict] = {}
+    edits_by: dict[str, dict[int, dict[int, dict[float, str]]]] = {}  # scorer -> prompt -> source -> lambda -> edit
     for name, scorer in scorers.items():
         editor = FineMolTexMoleculeEditor(generator, scorer, lambdas=args.lambdas, beam_width=args.beam_width,
                                           num_steps=args.num_steps, text_scores=args.text_scores)
@@ -139,6 +201,9 @@ def main(argv=None):
             }
             row["num_sources"] = ev.num_sources
             no_edit, invalid = output.num_no_edit, output.num_invalid_sources
+            edits_by.setdefault(name, {})[p["id"]] = {
+                r.index: {lam: e.smiles for lam, e in r.edits.items() if e is not None} for r in output.results
+            }
             for lam in editor.lambdas:
                 edits = [r.edits.get(lam) for r in output.results if r.status == "edited"]
                 edits = [e for e in edits if e is not None]
@@ -197,6 +262,9 @@ def main(argv=None):
                                ("generation_seconds", "of which generating edits (s, total)", 1)]:
         cells = " | ".join(f"{_fmt(quality[n][key], digits)} | " for n in names)
         lines.append(f"| | {label} | | {cells}|")
+    sensitivity = text_sensitivity(edits_by, sources, criteria, prompts, names)
+    for label, cells in sensitivity["rows"]:
+        lines.append(f"| | {label} | | " + " | ".join(f"{cells[n]} | " for n in names) + "|")
     markdown = "\n".join(lines)
     settings = {k: v for k, v in vars(args).items()}
     settings.update(num_sources=len(sources), library=library.smiles, torch_threads=torch.get_num_threads())
@@ -207,6 +275,7 @@ def main(argv=None):
         Path(args.output_json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output_json).write_text(json.dumps(
             {"settings": settings, "prompts": list(table.values()), "summary": summary, "quality": quality,
+             "text_sensitivity": sensitivity["data"], "edits": edits_by,
              "generator": generator.stats, "markdown": markdown}, indent=1, default=str) + "\n")
     return {"prompts": table, "summary": summary, "quality": quality, "markdown": markdown}
 
