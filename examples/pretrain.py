@@ -95,6 +95,11 @@ class ModelArguments:
         default=10, metadata={"help": "When building the vocabulary: motifs seen this often are prediction targets."}
     )
     feature_set: str = field(default="reference", metadata={"help": "Atom/bond features: 'reference' or 'rich'."})
+    freeze_text_model: bool = field(
+        default=False,
+        metadata={"help": "Keep the pretrained text encoder fixed (LiT-style locked tuning): the graph tower, motif "
+                  "stream, fusion layers and heads train; much cheaper per step where no GPU is at hand."},
+    )
     config_overrides: str | None = field(
         default=None,
         metadata={"help": 'JSON object of FineMolTexConfig fields, e.g. \'{"motif_mask_rate": 0.3}\'. Unknown keys fail.'},
@@ -110,7 +115,7 @@ class DataArguments:
     validation_file: str | None = field(default=None, metadata={"help": "Validation pairs, same formats."})
     validation_split_percentage: float = field(
         default=10.0,
-        metadata={"help": "Without a validation file or split column: hold out this % of rows by a hash of their id."},
+        metadata={"help": "Without a validation file or split column: hold out this percentage of rows by a hash of their id."},
     )
     max_text_length: int = field(default=256, metadata={"help": "Texts are truncated to this many tokens."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep the first N training pairs."})
@@ -534,6 +539,8 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
     transformers.set_seed(training_args.seed)
     model = FineMolTexForPreTraining(config)
     model.config.text_model_name_or_path = None  # weights now live in the checkpoint: keep config.json portable
+    if model_args.freeze_text_model:
+        model.finemoltex.text_model.requires_grad_(False)  # Trainer's optimizer skips frozen parameters
     logger.info("Model: preset %s, text encoder %s, %.1fM parameters", model_args.model_preset, text_path,
                 sum(p.numel() for p in model.parameters()) / 1e6)
 

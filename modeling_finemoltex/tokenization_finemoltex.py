@@ -190,21 +190,21 @@ def _head_allows(env: int, kind: tuple) -> bool:
     )
 
 
-def _brics_plan(bond_kinds: frozenset) -> tuple[int, ...]:
-    """Environments worth searching for, given (kind of one end, kind of other end, bond) of the candidates.
+def _brics_envs(kind_i: tuple, kind_j: tuple, bond: str) -> frozenset:
+    """Environments worth searching for, for one candidate bond with end kinds (element, aromatic, ring, degree).
 
-    An environment can only take part in a BRICS bond if its attachment atom can be one end of a candidate
-    and a partner environment's can be the other end. Plans are cached: atom kinds are coarse.
+    An environment can only take part in a BRICS bond if its attachment atom can be one end of the bond and
+    a partner environment's the other end (pairs are stored both ways round). Cached: atom kinds are coarse.
     """
-    plan = _BRICS_PLANS.get(bond_kinds)
-    if plan is None:
+    key = (kind_i, kind_j, bond)
+    envs = _BRICS_PLANS.get(key)
+    if envs is None:
         needed = set()
-        for kind_i, kind_j, bond in bond_kinds:
-            for a, b in _BRICS_PAIRS[bond]:
-                if _head_allows(a, kind_i) and _head_allows(b, kind_j):
-                    needed.update((a, b))
-        plan = _BRICS_PLANS[bond_kinds] = tuple(sorted(needed))
-    return plan
+        for a, b in _BRICS_PAIRS[bond]:
+            if _head_allows(a, kind_i) and _head_allows(b, kind_j):
+                needed.update((a, b))
+        envs = _BRICS_PLANS[key] = frozenset(needed)
+    return envs
 
 
 def _brics_bonds(desc, single: np.ndarray, double: np.ndarray) -> list[int]:
@@ -217,12 +217,11 @@ def _brics_bonds(desc, single: np.ndarray, double: np.ndarray) -> list[int]:
         for x in (i, j)
     ]
     bonds = ["-"] * len(single) + ["="] * len(double)
-    bond_kinds = set()
+    plan = set()
     for ki, kj, bond in zip(kinds[0], kinds[1], bonds):
-        bond_kinds.add((ki, kj, bond))
-        bond_kinds.add((kj, ki, bond))
+        plan |= _brics_envs(ki, kj, bond)
     labels: dict[int, set[int]] = {}
-    for env in _brics_plan(frozenset(bond_kinds)):
+    for env in sorted(plan):
         for match in desc.mol.GetSubstructMatches(_BRICS_PATTERNS[env], uniquify=False, maxMatches=1 << 30):
             labels.setdefault(match[0], set()).add(env)
     if not labels:
@@ -334,6 +333,7 @@ class MotifDecomposition:
 
 _DENSE_LIMIT = 1500  # atoms; beyond this, bonds are read one by one instead of as a dense n x n matrix
 _CHARGED = Chem.MolFromSmarts("[!+0]")
+_HETERO = Chem.MolFromSmarts("[!#6]")
 _RING_BOND = Chem.MolFromSmarts("*@*")
 _CHIRAL = rdqueries.HasChiralTagQueryAtom()
 _ORDER_OF_TYPE = {Chem.BondType.SINGLE: 1.0, Chem.BondType.DOUBLE: 2.0, Chem.BondType.TRIPLE: 3.0, Chem.BondType.AROMATIC: 1.5}
@@ -360,7 +360,10 @@ class _Molecule:
 
 def _describe(mol, smiles: str) -> _Molecule:
     n = mol.GetNumAtoms()
-    atomic_num = np.fromiter((mol.GetAtomWithIdx(i).GetAtomicNum() for i in range(n)), np.int64, n)
+    # one substructure search finds the hetero atoms; asking every atom for its element costs ~5x more
+    atomic_num = np.full(n, 6, dtype=np.int64)
+    for (i,) in mol.GetSubstructMatches(_HETERO, maxMatches=n + 1):
+        atomic_num[i] = mol.GetAtomWithIdx(i).GetAtomicNum()
     # one substructure search finds the (few) charged atoms, cheaper than asking every atom; it also
     # catches charges that sanitisation creates (nitro groups) and the SMILES does not show
     charge = np.zeros(n, dtype=np.int64)

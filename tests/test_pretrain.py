@@ -160,6 +160,30 @@ def test_nan_loss_stops_before_the_optimizer_step_and_keeps_the_last_checkpoint(
     assert all(torch.isfinite(t).all() for t in load_file(out / "checkpoint-2" / "model.safetensors").values())
 
 
+def test_frozen_text_encoder_stays_fixed_while_the_graph_side_trains(tiny_text_encoder, data_cache, tmp_path):
+    from safetensors.torch import load_file
+    from transformers import BertModel, TrainerCallback
+
+    class Snapshot(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            self.before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    snapshot = Snapshot()
+    out = tmp_path / "frozen"
+    pretrain.main(tiny_args(tiny_text_encoder, out, data_cache, "--max_steps", "3", "--max_eval_samples", "0",
+                            "--save_strategy", "no", "--freeze_text_model", "true", "--learning_rate", "1e-2"),
+                  callbacks=[snapshot])
+    trained = load_file(out / "model.safetensors")
+    encoder = BertModel.from_pretrained(tiny_text_encoder).state_dict()
+    text = [k for k in trained if ".text_model." in k]
+    assert text, "no text-encoder weights in the checkpoint"
+    for key in text:  # exactly the MiniLM-side weights it started from
+        assert torch.equal(trained[key], encoder[key.split(".text_model.", 1)[1]]), key
+    graph = [k for k in trained if "graph_encoder" in k]
+    assert graph and all(k in snapshot.before for k in graph)
+    assert any(not torch.equal(trained[k], snapshot.before[k]) for k in graph)  # ... while the graph tower trained
+
+
 # ---------------------------------------------------------------------------------------------- bad input
 def test_unknown_config_keys_fail_before_training(tiny_text_encoder, tmp_path):
     with pytest.raises(ValueError, match="gnn_num_layer"):
