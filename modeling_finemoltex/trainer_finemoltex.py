@@ -148,11 +148,11 @@ class FineMolTexTrainer(Trainer):
         loss = outputs.loss
         split = "train" if model.training else "eval"
         if split == "train" and self.check_finite_loss and not bool(torch.isfinite(loss.detach()).all()):
-            parts = ", ".join(f"{name}={float(getattr(outputs, name)):.4g}" for name in COMPONENTS)
+            parts = ", ".join(f"{name}={float(getattr(outputs, name).detach()):.4g}" for name in COMPONENTS)
             last = get_last_checkpoint(self.args.output_dir) if self.args.output_dir else None
             where = f"the last good checkpoint is {last}" if last else "no checkpoint was saved yet"
             raise NonFiniteLossError(
-                f"Non-finite training loss {float(loss):.4g} at step {self.state.global_step + 1} ({parts}); "
+                f"Non-finite training loss {float(loss.detach()):.4g} at step {self.state.global_step + 1} ({parts}); "
                 f"stopped before the optimizer step: {where}. Lower the learning rate, check the data, or resume "
                 "with --resume after changing them."
             )
