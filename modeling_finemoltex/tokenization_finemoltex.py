@@ -16,6 +16,8 @@ authors' vocabulary uses.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
 import logging
@@ -129,111 +131,105 @@ def parse_smiles(smiles, index: int | None = None) -> Chem.Mol:
 
 
 # --------------------------------------------------------------------------------------------------
-# BRICS bonds: RDKit's own environment definitions, each environment SMARTS matched once.
-# (BRICS.FindBRICSBonds matches one SMARTS per environment *pair*, ~3x as many searches.)
+# BRICS bonds (Degen et al. 2008) with RDKit's environment definitions (``BRICS.environs``/``reactionDefs``),
+# evaluated for all atoms at once from neighbour counts instead of one substructure search per environment.
 # --------------------------------------------------------------------------------------------------
 
-
-def _head_constraints(smarts: str):
-    """What a BRICS environment SMARTS plainly says about its attachment atom (unknown parts: no constraint).
-
-    Returns (atomic number or None, aromatic or None, ring or None, allowed degrees or None, excluded degrees).
-    """
-    head = re.match(r"^\[([^\]$(]*)", smarts).group(1).split(";")
-    symbol = head[0] if re.fullmatch(r"[A-Za-z][a-z]?", head[0]) else None
-    element = Chem.GetPeriodicTable().GetAtomicNumber(symbol.capitalize()) if symbol else None
-    aromatic = None if symbol is None else symbol[0].islower()
-    ring, allowed, excluded = (True if aromatic else None), None, set()
-    for primitive in head[1:]:
-        if primitive == "R":
-            ring = True
-        elif primitive == "!R":
-            ring = False
-        elif re.fullmatch(r"D\d(,D\d)*", primitive):
-            allowed = {int(x[1:]) for x in primitive.split(",")}
-        elif re.fullmatch(r"!D\d", primitive):
-            excluded.add(int(primitive[2:]))
-    return element, aromatic, ring, allowed, frozenset(excluded)
+# environments in the order L1, L3, L4, L5, L6, L7, L8, L9, L10, L11, L12, L13, L14, L15, L16
+_BRICS_ENV_NAMES = ("1", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16")
 
 
-def _brics_tables():
-    env_ids, patterns, heads = {}, [], []
-    for name, smarts in BRICS.environs.items():
-        if name.startswith("#"):  # disabled environment in RDKit's table
-            continue
-        if smarts not in env_ids:
-            env_ids[smarts] = len(patterns)
-            patterns.append(Chem.MolFromSmarts(smarts))
-            heads.append(_head_constraints(smarts))
-        env_ids[name[1:]] = env_ids[smarts]
-    pairs = {"-": set(), "=": set()}
+def _brics_pair_tables() -> dict[str, np.ndarray]:
+    index = {name: k for k, name in enumerate(_BRICS_ENV_NAMES)}
+    tables = {bond: np.zeros((len(index), len(index)), dtype=np.int64) for bond in "-="}
     for group in BRICS.reactionDefs:
         for a, b, bond in group:
-            pairs[bond].add((env_ids[a], env_ids[b]))
-            pairs[bond].add((env_ids[b], env_ids[a]))
-    return patterns, heads, pairs
+            a, b = index[a.rstrip("ab")], index[b.rstrip("ab")]
+            tables[bond][a, b] = tables[bond][b, a] = 1
+    return tables
 
 
-_BRICS_PATTERNS, _BRICS_HEADS, _BRICS_PAIRS = _brics_tables()
-_BRICS_PLANS: dict = {}
+_BRICS_PAIR_TABLES = _brics_pair_tables()
 
 
-def _head_allows(env: int, kind: tuple) -> bool:
-    element, aromatic, ring, allowed, excluded = _BRICS_HEADS[env]
-    z, is_aromatic, in_ring, degree = kind
-    return (
-        (element is None or z == element)
-        and (aromatic is None or aromatic == is_aromatic)
-        and (ring is None or ring == in_ring)
-        and (allowed is None or degree in allowed)
-        and degree not in excluded
-    )
+def _brics_env_labels(atomic_num, charge, aromatic, in_ring, degree, begin, end, order, ring_bond) -> np.ndarray:
+    """(N, 15) bool: the BRICS environments (RDKit's ``BRICS.environs``) whose head atom each atom matches.
 
-
-def _brics_envs(kind_i: tuple, kind_j: tuple, bond: str) -> frozenset:
-    """Environments worth searching for, for one candidate bond with end kinds (element, aromatic, ring, degree).
-
-    An environment can only take part in a BRICS bond if its attachment atom can be one end of the bond and
-    a partner environment's the other end (pairs are stored both ways round). Cached: atom kinds are coarse.
+    Each environment SMARTS is written out as neighbour counts over all bonds of the batch at once; the tests
+    compare every environment with RDKit's own substructure matches. SMARTS reminders: ``C``/``c`` aliphatic/
+    aromatic carbon, ``D`` explicit degree, ``R`` in a ring, ``@`` ring bond, a bond without symbol means
+    single or aromatic, and the atoms of one pattern are distinct (hence the ``a + b >= 2`` counts).
     """
-    key = (kind_i, kind_j, bond)
-    envs = _BRICS_PLANS.get(key)
-    if envs is None:
-        needed = set()
-        for a, b in _BRICS_PAIRS[bond]:
-            if _head_allows(a, kind_i) and _head_allows(b, kind_j):
-                needed.update((a, b))
-        envs = _BRICS_PLANS[key] = frozenset(needed)
-    return envs
+    n = len(atomic_num)
+    src, dst = np.concatenate([begin, end]), np.concatenate([end, begin])
+    bond_order = np.concatenate([order, order])
+    ring = np.concatenate([ring_bond, ring_bond])
+    z_nb, aromatic_nb = atomic_num[dst], aromatic[dst]
+    single, double, aromatic_bond = bond_order == 1.0, bond_order == 2.0, bond_order == 1.5
+    single_or_aromatic = single | aromatic_bond
+
+    def count(mask):
+        return np.bincount(src[mask], minlength=n)
+
+    z, aliphatic = atomic_num, ~aromatic
+    C, N, O, S = ((z == e) & aliphatic for e in (6, 7, 8, 16))
+    c = (z == 6) & aromatic
+    nb_C = (z_nb == 6) & ~aromatic_nb
+    nb_NOS = ((z_nb == 7) | (z_nb == 8) | (z_nb == 16)) & ~aromatic_nb
+    nb_c = (z_nb == 6) & aromatic_nb
+    nb_nos = ((z_nb == 7) | (z_nb == 8) | (z_nb == 16)) & aromatic_nb
+    nb_C_or_dummy = (z_nb == 6) | (z_nb == 0)  # any aromaticity
+    nb_CNO_or_dummy = nb_C_or_dummy | (z_nb == 7) | (z_nb == 8)
+    double_O = count(double & (z_nb == 8) & ~aromatic_nb)
+    has_double = count(double) > 0
+    carbonyl_C = C & (double_O > 0)
+    acyclic_single = single & ~ring
+    labels = np.zeros((n, len(_BRICS_ENV_NAMES)), dtype=bool)
+    # L1 [C;D3]([#0,#6,#7,#8])(=O)
+    labels[:, 0] = C & (degree == 3) & (count(single_or_aromatic & nb_CNO_or_dummy) > 0) & (double_O > 0)
+    # L3 [O;D2]-;!@[#0,#6,#1]
+    labels[:, 1] = O & (degree == 2) & (count(acyclic_single & (nb_C_or_dummy | (z_nb == 1))) > 0)
+    # L4 [C;!D1;!$(C=*)]-;!@[#6]
+    labels[:, 2] = C & (degree != 1) & ~has_double & (count(acyclic_single & (z_nb == 6)) > 0)
+    # L5 [N;!D1;!$(N=*);!$(N-[!#6;!#16;!#0;!#1]);!$([N;R]@[C;R]=O)]
+    other_single_nb = count(single & ~(nb_C_or_dummy | (z_nb == 1) | (z_nb == 16))) > 0
+    ring_carbonyl_nb = count(ring & (carbonyl_C & in_ring)[dst]) > 0
+    labels[:, 3] = N & (degree != 1) & ~has_double & ~other_single_nb & ~(in_ring & ring_carbonyl_nb)
+    # L6 [C;D3;!R](=O)-;!@[#0,#6,#7,#8]
+    labels[:, 4] = (
+        C & (degree == 3) & ~in_ring & (double_O > 0) & (count(acyclic_single & nb_CNO_or_dummy) > 0)
+    )
+    # L7 [C;D2,D3]-[#6]
+    labels[:, 5] = C & ((degree == 2) | (degree == 3)) & (count(single & (z_nb == 6)) > 0)
+    # L8 [C;!R;!D1;!$(C!-*)]
+    labels[:, 6] = C & ~in_ring & (degree != 1) & (count(~single) == 0)
+    # L9 [n;+0;$(n(:[c,n,o,s]):[c,n,o,s])]
+    labels[:, 7] = (z == 7) & aromatic & (charge == 0) & (count(aromatic_bond & (nb_c | nb_nos)) >= 2)
+    # L10 [N;R;$(N(@C(=O))@[C,N,O,S])]: a ring-bonded carbonyl C and a second ring-bonded C/N/O/S
+    labels[:, 8] = N & in_ring & (count(ring & carbonyl_C[dst]) >= 1) & (count(ring & (nb_C | nb_NOS)) >= 2)
+    # L11 [S;D2](-;!@[#0,#6])
+    labels[:, 9] = S & (degree == 2) & (count(acyclic_single & nb_C_or_dummy) > 0)
+    # L12 [S;D4]([#6,#0])(=O)(=O)
+    labels[:, 10] = S & (degree == 4) & (count(single_or_aromatic & nb_C_or_dummy) > 0) & (double_O >= 2)
+    # L13 [C;$(C(-;@[C,N,O,S])-;@[N,O,S])]; L15 [C;$(C(-;@C)-;@C)]
+    ring_single_NOS, ring_single_C = count(single & ring & nb_NOS), count(single & ring & nb_C)
+    labels[:, 11] = C & (ring_single_NOS >= 1) & (ring_single_NOS + ring_single_C >= 2)
+    labels[:, 13] = C & (ring_single_C >= 2)
+    # L14 [c;$(c(:[c,n,o,s]):[n,o,s])]; L16 [c;$(c(:c):c)]
+    aromatic_nos, aromatic_c = count(aromatic_bond & nb_nos), count(aromatic_bond & nb_c)
+    labels[:, 12] = c & (aromatic_nos >= 1) & (aromatic_nos + aromatic_c >= 2)
+    labels[:, 14] = c & (aromatic_c >= 2)
+    return labels
 
 
-def _brics_bonds(desc, single: np.ndarray, double: np.ndarray) -> list[int]:
-    """Positions (into desc.begin/end) of the BRICS bonds among candidate single and double acyclic bonds."""
-    begin, end = desc.begin, desc.end
-    candidates = np.concatenate([single, double])
-    i, j = begin[candidates], end[candidates]
-    kinds = [
-        list(zip(desc.atomic_num[x].tolist(), desc.aromatic[x].tolist(), desc.in_ring[x].tolist(), desc.degree[x].tolist()))
-        for x in (i, j)
-    ]
-    bonds = ["-"] * len(single) + ["="] * len(double)
-    plan = set()
-    for ki, kj, bond in zip(kinds[0], kinds[1], bonds):
-        plan |= _brics_envs(ki, kj, bond)
-    labels: dict[int, set[int]] = {}
-    for env in sorted(plan):
-        for match in desc.mol.GetSubstructMatches(_BRICS_PATTERNS[env], uniquify=False, maxMatches=1 << 30):
-            labels.setdefault(match[0], set()).add(env)
-    if not labels:
-        return []
-    found = []
-    for k, a, b, bond in zip(candidates.tolist(), i.tolist(), j.tolist(), bonds):
-        li, lj = labels.get(a), labels.get(b)
-        if li and lj:
-            pairs = _BRICS_PAIRS[bond]
-            if any((x, y) in pairs for x in li for y in lj):
-                found.append(k)
-    return found
+def _pair_is_brics(labels: np.ndarray, i: np.ndarray, j: np.ndarray, bond: str) -> np.ndarray:
+    """For bonds (i, j) of one type, whether some BRICS rule pairs an environment of i with one of j."""
+    if not len(i):
+        return np.zeros(0, dtype=bool)
+    return ((labels[i].astype(np.int64) @ _BRICS_PAIR_TABLES[bond]) * labels[j]).sum(1) > 0
+
+
+# aromatic atoms whose hydrogen count is not 3 - degree (all but neutral, ordinary aromatic carbons)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -245,6 +241,7 @@ _MOTIF_CACHE: dict = {}
 _KEKULE_CACHE: dict = {}  # canonical aromatic SMILES -> Kekulé motif SMILES
 _MOTIF_CACHE_LIMIT = 200_000
 _CHARGE_OFFSET = 32  # atom code = atomic_num * 64 + charge + 32
+_AROMATIC_ATOM = Chem.MolFromSmarts("a")
 
 
 def _motif_smiles_from_graph(atoms: Sequence[tuple[int, int]], bonds: Sequence[tuple[int, int, int]]) -> str:
@@ -262,25 +259,28 @@ def _motif_smiles_from_graph(atoms: Sequence[tuple[int, int]], bonds: Sequence[t
     mol = rw.GetMol()
     try:
         Chem.SanitizeMol(mol)
-        if not any(a.GetIsAromatic() for a in mol.GetAtoms()):
+        if not mol.HasSubstructMatch(_AROMATIC_ATOM):
             return Chem.MolToSmiles(mol, isomericSmiles=False, kekuleSmiles=True)
-        aromatic = Chem.MolToSmiles(mol, isomericSmiles=False)
-        # Kekulé form of the canonical aromatic SMILES: a function of the fragment alone, not of
-        # which Kekulé structure the parent molecule happened to get.
-        kekule = _KEKULE_CACHE.get(aromatic)
-        if kekule is None:
-            again = Chem.MolFromSmiles(aromatic)
-            if again is None:
-                return aromatic
-            Chem.Kekulize(again, clearAromaticFlags=True)
-            kekule = _KEKULE_CACHE[aromatic] = Chem.MolToSmiles(again, isomericSmiles=False, kekuleSmiles=True)
-        return kekule
+        return _kekule_of_aromatic(Chem.MolToSmiles(mol, isomericSmiles=False))
     except Exception:
         # Fragments RDKit cannot sanitise on their own (unusual valences): canonical SMILES as drawn.
         mol = rw.GetMol()
         mol.UpdatePropertyCache(strict=False)
         Chem.FastFindRings(mol)
         return Chem.MolToSmiles(mol, isomericSmiles=False, kekuleSmiles=True)
+
+
+def _kekule_of_aromatic(aromatic: str) -> str:
+    """Kekulé form of a canonical aromatic SMILES: a function of the fragment alone, not of which Kekulé
+    structure the parent molecule happened to get."""
+    kekule = _KEKULE_CACHE.get(aromatic)
+    if kekule is None:
+        again = Chem.MolFromSmiles(aromatic)
+        if again is None:
+            return aromatic
+        Chem.Kekulize(again, clearAromaticFlags=True)
+        kekule = _KEKULE_CACHE[aromatic] = Chem.MolToSmiles(again, isomericSmiles=False, kekuleSmiles=True)
+    return kekule
 
 
 def _motif_smiles(key) -> str:
@@ -465,10 +465,13 @@ def _brics_cut(desc: _Molecule) -> np.ndarray | None:
     cut = acyclic & ((in_ring[begin] != in_ring[end]) | branching[begin] | branching[end])
     # BRICS bonds are acyclic; ring-to-chain and branching bonds are cut already, so test only the rest
     candidates = acyclic & ~cut
-    single = np.flatnonzero(candidates & (desc.order == 1.0))
-    double = np.flatnonzero(candidates & (desc.order == 2.0))
-    if len(single) or len(double):
-        cut[_brics_bonds(desc, single, double)] = True
+    if candidates.any():
+        labels = _brics_env_labels(
+            desc.atomic_num, desc.charge, desc.aromatic, in_ring, desc.degree, begin, end, desc.order, desc.ring_bond
+        )
+        for bond, value in (("-", 1.0), ("=", 2.0)):
+            sel = np.flatnonzero(candidates & (desc.order == value))
+            cut[sel[_pair_is_brics(labels, begin[sel], end[sel], bond)]] = True
     return cut if cut.sum() > 1 else None
 
 
@@ -751,6 +754,428 @@ def _bond_features(desc: _Molecule, feature_set: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------
+# Batched fast path. Per molecule only a handful of RDKit calls gather raw facts (adjacency, hetero and
+# charged atoms, canonical ranks, rings); the rules, BRICS environments, connected pieces, motif keys and
+# features are then computed with numpy over the whole batch at once. Molecules it does not cover (junction
+# tree, unusual bonds, fragments that need their Kekulé form) go through the per-molecule path above, which
+# defines the result; tests check that both paths agree.
+# --------------------------------------------------------------------------------------------------
+
+_AROMATIC_H_QUERY = Chem.MolFromSmarts("[a&!#6,a&!+0,c&D2&H0,c&D3&!H0]")
+_AROMATIC_CODE = 1 << 13  # aromatic atom code = atom code + _AROMATIC_CODE * (1 + hydrogens in the fragment)
+_ADJACENCY_BUDGET = 1 << 22  # dense adjacency entries gathered per chunk (32 MB of float64)
+_FAST_MIN_BATCH = 2  # a lone molecule takes the per-molecule path (cheaper than the batch machinery)
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser on uint64 arrays (wrapping arithmetic): a cheap, well-spread hash."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _fragment_smiles(atoms: list[int], bonds: list[list[int]]) -> str | None:
+    """Motif SMILES of a fast-path key: atom codes, bonds (i, j, 2 x order; 3 = aromatic).
+
+    Aromatic atoms carry their hydrogen count; other atoms get hydrogens from default valences, exactly as in
+    `_motif_smiles_from_graph` (which handles keys without aromatic atoms). None when RDKit cannot sanitise the
+    fragment or it is no longer aromatic: its identity then depends on the parent's Kekulé structure, and the
+    molecule takes the per-molecule path.
+    """
+    if all(code < _AROMATIC_CODE for code in atoms):
+        return _motif_smiles_from_graph([(z, q - _CHARGE_OFFSET) for z, q in (divmod(c, 64) for c in atoms)], bonds)
+    rw = Chem.RWMol()
+    for code in atoms:
+        hydrogens, code = divmod(code, _AROMATIC_CODE)
+        atomic_num, charge = divmod(code, 64)
+        atom = Chem.Atom(atomic_num)
+        atom.SetFormalCharge(charge - _CHARGE_OFFSET)
+        if hydrogens:
+            atom.SetIsAromatic(True)
+            atom.SetNoImplicit(True)
+            atom.SetNumExplicitHs(hydrogens - 1)
+        rw.AddAtom(atom)
+    for i, j, order2 in bonds:
+        if order2 == 3:
+            rw.AddBond(i, j, Chem.BondType.AROMATIC)
+            rw.GetBondBetweenAtoms(i, j).SetIsAromatic(True)
+        else:
+            rw.AddBond(i, j, _KEKULE_BOND.get(order2, Chem.BondType.SINGLE))
+    mol = rw.GetMol()
+    try:
+        Chem.SanitizeMol(mol)
+    except Exception:
+        return None
+    if not mol.HasSubstructMatch(_AROMATIC_ATOM):
+        return None
+    return _kekule_of_aromatic(Chem.MolToSmiles(mol, isomericSmiles=False))
+
+
+def _fast_motif_smiles(key: bytes) -> str | None:
+    """Motif SMILES of a fast-path key (int32 bytes: size, atom codes, bond triples), cached; None: see above."""
+    smiles = _MOTIF_CACHE.get(key, "")
+    if smiles == "":
+        values = np.frombuffer(key, dtype=np.int32).tolist()
+        n = values[0]
+        rest = values[1 + n :]
+        smiles = _fragment_smiles(values[1 : 1 + n], [rest[k : k + 3] for k in range(0, len(rest), 3)])
+        if len(_MOTIF_CACHE) >= _MOTIF_CACHE_LIMIT:
+            _MOTIF_CACHE.clear()
+            _KEKULE_CACHE.clear()
+        _MOTIF_CACHE[key] = smiles
+    return smiles
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Pause Python's cyclic garbage collector: a batch allocates many small lists (no cycles), and
+    collections triggered by them would scan every row built so far (~15% of the encoding time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@dataclass
+class _Encoded:
+    """One molecule's graph arrays and motifs as plain lists (see `FineMolTexGraphTokenizer.encode_molecule`)."""
+
+    num_atoms: int
+    atom_features: list[int]  # n * F_a
+    edge_index: list[int]  # begin atoms, then end atoms
+    edge_features: list[int]  # e * F_b
+    motifs: list[str]  # BFS order
+    member_atom: list[int]  # sorted by (motif, atom)
+    member_motif: list[int]
+    edges: list[tuple[int, int]] | None  # motif-tree edges (only when asked for)
+    method: str
+
+
+def _encode_slow(mol, smiles: str, feature_set: str, with_edges: bool) -> _Encoded:
+    """The per-molecule path (defines the result): `_describe` + features + `_decompose`."""
+    desc = _describe(mol, smiles)
+    # features first: decomposition Kekulises the molecule in place
+    atom_feats = _atom_features(desc, feature_set)
+    bond_feats = _bond_features(desc, feature_set)
+    dec = _decompose(desc)
+    return _Encoded(
+        len(desc.atomic_num),
+        atom_feats.reshape(-1).tolist(),
+        np.concatenate([desc.begin, desc.end]).tolist(),
+        bond_feats.reshape(-1).tolist(),
+        list(dec.motifs),
+        dec.member_atom.tolist(),
+        dec.member_motif.tolist(),
+        list(dec.edges) if with_edges else None,
+        dec.method,
+    )
+
+
+def _encode_mols(mols, smiles, feature_set: str, with_edges: bool = False) -> list[_Encoded]:
+    """`_Encoded` of each parsed molecule (``smiles``: the stripped input strings), fast path where it applies."""
+    out: list = [None] * len(mols)
+    fast, chunk, budget = [], [], 0
+    for b, (mol, text) in enumerate(zip(mols, smiles)):
+        n = mol.GetNumAtoms()
+        if n > _DENSE_LIMIT or "$" in text or "<" in text or ">" in text:
+            out[b] = _encode_slow(mol, text, feature_set, with_edges)
+            continue
+        if chunk and budget + n * n > _ADJACENCY_BUDGET:
+            fast.append(chunk)
+            chunk, budget = [], 0
+        chunk.append(b)
+        budget += n * n
+    if chunk:
+        fast.append(chunk)
+    for chunk in fast:
+        if len(chunk) < _FAST_MIN_BATCH:  # the batch machinery's fixed cost outweighs its gain
+            for b in chunk:
+                out[b] = _encode_slow(mols[b], smiles[b], feature_set, with_edges)
+            continue
+        results = _encode_fast([mols[b] for b in chunk], [smiles[b] for b in chunk], feature_set, with_edges)
+        for b, result in zip(chunk, results):
+            out[b] = result if result is not None else _encode_slow(mols[b], smiles[b], feature_set, with_edges)
+    return out
+
+
+def _encode_fast(mols, smiles, feature_set: str, with_edges: bool) -> list[_Encoded | None]:
+    """Vectorised `_Encoded` of regular molecules; None for those the per-molecule path must take."""
+    num_mols = len(mols)
+    # ---- raw facts, a few RDKit calls per molecule ----
+    sizes, num_bonds, adjacency, ranks = [], [], [], []
+    hetero, hetero_z, charged, charged_q, aromatic_h, aromatic_h_count = [], [], [], [], [], []
+    ring_atoms, ring_sizes, ring_offsets = [], [], []
+    offset = 0
+    for mol in mols:
+        n = mol.GetNumAtoms()
+        sizes.append(n)
+        num_bonds.append(mol.GetNumBonds())
+        adjacency.append(Chem.GetAdjacencyMatrix(mol, useBO=True, force=True).reshape(-1))
+        # ring bonds: consecutive atoms of RDKit's rings (every ring bond lies on one of them)
+        for ring in mol.GetRingInfo().AtomRings():
+            ring_atoms.extend(ring)
+            ring_sizes.append(len(ring))
+            ring_offsets.append(offset)
+        # substructure searches find the few hetero/charged atoms: asking every atom costs ~5x more
+        for (i,) in mol.GetSubstructMatches(_HETERO, maxMatches=n + 1):
+            hetero.append(offset + i)
+            hetero_z.append(mol.GetAtomWithIdx(i).GetAtomicNum())
+        for (i,) in mol.GetSubstructMatches(_CHARGED, maxMatches=n + 1):
+            charged.append(offset + i)
+            charged_q.append(mol.GetAtomWithIdx(i).GetFormalCharge())
+        for (i,) in mol.GetSubstructMatches(_AROMATIC_H_QUERY, maxMatches=n + 1):
+            aromatic_h.append(offset + i)
+            aromatic_h_count.append(mol.GetAtomWithIdx(i).GetTotalNumHs())
+        rank = Chem.CanonicalRankAtoms(mol, breakTies=True)
+        ranks.extend(map(rank.__getitem__, range(n)))  # (RDKit's Python iterator is slow)
+        offset += n
+    total = offset
+    sizes = np.array(sizes, dtype=np.int64)
+    atom_offset = np.zeros(num_mols + 1, dtype=np.int64)
+    np.cumsum(sizes, out=atom_offset[1:])
+    atom_mol = np.repeat(np.arange(num_mols), sizes)
+
+    # ---- bonds (i < j, sorted by molecule then atoms) from the dense adjacency matrices ----
+    flat = np.concatenate(adjacency)
+    square_offset = np.zeros(num_mols + 1, dtype=np.int64)
+    np.cumsum(sizes * sizes, out=square_offset[1:])
+    entry = np.flatnonzero(flat)
+    entry_mol = np.searchsorted(square_offset, entry, side="right") - 1
+    row, col = np.divmod(entry - square_offset[entry_mol], sizes[entry_mol])
+    upper = row < col
+    bond_mol = entry_mol[upper]
+    begin = row[upper] + atom_offset[bond_mol]
+    end = col[upper] + atom_offset[bond_mol]
+    order = flat[entry[upper]]
+    bond_count = np.bincount(bond_mol, minlength=num_mols)
+    bond_offset = np.zeros(num_mols + 1, dtype=np.int64)
+    np.cumsum(bond_count, out=bond_offset[1:])
+    # a bond the dense matrix cannot show (order 0, dative...) sends its molecule down the per-molecule path
+    slow = bond_count != np.array(num_bonds, dtype=np.int64)
+
+    atomic_num = np.full(total, 6, dtype=np.int64)
+    atomic_num[hetero] = hetero_z
+    charge = np.zeros(total, dtype=np.int64)
+    charge[charged] = charged_q
+    ranks = np.array(ranks, dtype=np.int64)
+    degree = np.bincount(begin, minlength=total) + np.bincount(end, minlength=total)
+    aromatic = np.zeros(total, dtype=bool)
+    is_aromatic_bond = order == 1.5
+    aromatic[begin[is_aromatic_bond]] = True
+    aromatic[end[is_aromatic_bond]] = True
+    in_ring = np.zeros(total, dtype=bool)
+    ring_bond = np.zeros(len(begin), dtype=bool)
+    if ring_atoms:
+        ring_sizes = np.array(ring_sizes, dtype=np.int64)
+        members = np.array(ring_atoms, dtype=np.int64) + np.repeat(np.array(ring_offsets, dtype=np.int64), ring_sizes)
+        starts = np.cumsum(ring_sizes) - ring_sizes
+        following = np.arange(1, len(members) + 1)
+        following[starts + ring_sizes - 1] = starts
+        a, b = members, members[following]
+        codes = np.unique(np.minimum(a, b) * total + np.maximum(a, b))
+        bond_codes = begin * total + end
+        at = np.minimum(np.searchsorted(codes, bond_codes), len(codes) - 1)
+        ring_bond = codes[at] == bond_codes
+        in_ring[members] = True
+
+    # ---- the cut rules, BRICS included ----
+    branching = ~in_ring & (degree > 2)
+    acyclic = ~ring_bond
+    cut = acyclic & ((in_ring[begin] != in_ring[end]) | branching[begin] | branching[end])
+    candidates = acyclic & ~cut
+    if candidates.any():
+        labels = _brics_env_labels(atomic_num, charge, aromatic, in_ring, degree, begin, end, order, ring_bond)
+        for bond, value in (("-", 1.0), ("=", 2.0)):
+            sel = np.flatnonzero(candidates & (order == value))
+            cut[sel[_pair_is_brics(labels, begin[sel], end[sel], bond)]] = True
+    num_cut = np.bincount(bond_mol[cut], minlength=num_mols)
+    slow |= (num_cut <= 1) & (sizes > 1)  # junction tree
+    # ---- motifs: connected pieces left (min-label propagation with pointer jumping) ----
+    keep = ~cut
+    kb, ke = begin[keep], end[keep]
+    label = np.arange(total)
+    while True:
+        low = np.minimum(label[kb], label[ke])
+        new = label.copy()
+        np.minimum.at(new, kb, low)
+        np.minimum.at(new, ke, low)
+        new = new[new]
+        if np.array_equal(new, label):
+            break
+        label = new
+    roots = np.flatnonzero(label == np.arange(total))  # motifs in order of their lowest atom
+    motif_of_atom = np.searchsorted(roots, label)
+    num_motifs = len(roots)
+    motif_mol = atom_mol[roots]
+    motif_offset = np.zeros(num_mols + 1, dtype=np.int64)
+    np.cumsum(np.bincount(motif_mol, minlength=num_mols), out=motif_offset[1:])
+    min_rank = np.full(num_motifs, np.iinfo(np.int64).max)
+    np.minimum.at(min_rank, motif_of_atom, ranks)
+
+    # ---- breadth-first order of each molecule's motif tree (small trees: plain Python) ----
+    tree_a = (motif_of_atom[begin[cut]] - motif_offset[bond_mol[cut]]).tolist()
+    tree_b = (motif_of_atom[end[cut]] - motif_offset[bond_mol[cut]]).tolist()
+    cut_offset = np.zeros(num_mols + 1, dtype=np.int64)
+    np.cumsum(num_cut, out=cut_offset[1:])
+    cut_offset, motif_offset_list, min_rank_list = cut_offset.tolist(), motif_offset.tolist(), min_rank.tolist()
+    slow_list = slow.tolist()
+    position = [0] * num_motifs  # BFS position of each motif within its molecule
+    tree_edges: list = [None] * num_mols
+    for m in range(num_mols):
+        if slow_list[m]:
+            continue
+        m0, k = motif_offset_list[m], motif_offset_list[m + 1] - motif_offset_list[m]
+        c0, c1 = cut_offset[m], cut_offset[m + 1]
+        local_rank = min_rank_list[m0 : m0 + k]
+        order_ = _bfs_order(k, list(zip(tree_a[c0:c1], tree_b[c0:c1])), local_rank) if k > 1 else [0]
+        for p, motif in enumerate(order_):
+            position[m0 + motif] = p
+        if with_edges:
+            new = [0] * k
+            for p, motif in enumerate(order_):
+                new[motif] = p
+            pairs = zip(tree_a[c0:c1], tree_b[c0:c1])
+            tree_edges[m] = sorted({(min(new[a], new[b]), max(new[a], new[b])) for a, b in pairs})
+    position = np.array(position, dtype=np.int64)
+    final_motif = motif_offset[motif_mol] + position  # global motif id in BFS order
+    motif_of_atom = final_motif[motif_of_atom]
+
+    # ---- features (before the Kekulé step below changes bond types) ----
+    atom_feats, bond_feats = _fast_features(
+        mols, smiles, feature_set, atomic_num, order, atom_offset, bond_offset, begin, end, slow
+    )
+
+    # ---- motif keys: atom codes and bonds of each motif, its atoms in input order ----
+    # Aromatic atoms carry their hydrogen count in the fragment (parent's + one per cut bond), so no Kekulé
+    # structure is needed; a molecule with a cut double bond at an aromatic atom needs one (pyridones): its
+    # motif keys take the Kekulé bond orders of the parent, as the per-molecule path does.
+    order2 = np.rint(order * 2).astype(np.int64)
+    arom_end = aromatic[begin] | aromatic[end]
+    needs_kekule = np.bincount(bond_mol[cut & arom_end & (order2 != 2)], minlength=num_mols) > 0
+    kekule_mols = np.flatnonzero(needs_kekule & ~slow)
+    kekule_atoms = np.zeros(total, dtype=bool)
+    for m in kekule_mols.tolist():
+        mol = mols[m]
+        Chem.Kekulize(mol, clearAromaticFlags=False)  # in place: the last RDKit use of this molecule
+        e0, e1 = bond_offset[m], bond_offset[m + 1]
+        kek = Chem.GetAdjacencyMatrix(mol, useBO=True, force=True)
+        a0 = atom_offset[m]
+        order2[e0:e1] = np.rint(kek[begin[e0:e1] - a0, end[e0:e1] - a0] * 2).astype(np.int64)
+        kekule_atoms[a0 : atom_offset[m + 1]] = True
+    code = atomic_num * 64 + np.minimum(np.maximum(charge, -_CHARGE_OFFSET), 63 - _CHARGE_OFFSET) + _CHARGE_OFFSET
+    with_h = aromatic & ~kekule_atoms
+    if with_h.any():
+        hydrogens = np.where(atomic_num == 6, 3 - degree, 0)
+        hydrogens[aromatic_h] = aromatic_h_count
+        hydrogens += np.bincount(begin[cut], minlength=total) + np.bincount(end[cut], minlength=total)
+        code[with_h] += _AROMATIC_CODE * (1 + hydrogens[with_h])
+    # memberships sorted by (motif, atom): the output order
+    member = np.argsort(motif_of_atom * total + np.arange(total), kind="stable")
+    motif_size = np.bincount(motif_of_atom, minlength=num_motifs)
+    motif_start = np.cumsum(motif_size) - motif_size
+    # Atom order inside a key: by a colour refined over the motif's own bonds (Weisfeiler-Lehman rounds),
+    # ties by input order, so that the same motif reached through another atom order mostly gets the same key.
+    # The key describes the fragment exactly in any order; the colours only raise the cache hit rate.
+    inner = np.flatnonzero(keep)
+    inner_motif = motif_of_atom[begin[inner]]
+    ib, ie, io = begin[inner], end[inner], order2[inner].astype(np.uint64)
+    colour = code.astype(np.uint64)
+    for _ in range(3):
+        around = np.zeros(total, dtype=np.uint64)
+        np.add.at(around, ib, _mix64(colour[ie] * np.uint64(8) + io))
+        np.add.at(around, ie, _mix64(colour[ib] * np.uint64(8) + io))
+        colour = _mix64(colour ^ _mix64(around))
+    by_key = np.lexsort((np.arange(total), colour, motif_of_atom))
+    local_in_key = np.empty(total, dtype=np.int64)
+    local_in_key[by_key] = np.arange(total) - motif_start[motif_of_atom[by_key]]
+    first, second = local_in_key[ib], local_in_key[ie]
+    first, second = np.minimum(first, second), np.maximum(first, second)
+    bond_sort = np.lexsort((second, first, inner_motif))
+    inner, inner_motif, first, second = inner[bond_sort], inner_motif[bond_sort], first[bond_sort], second[bond_sort]
+    inner_count = np.bincount(inner_motif, minlength=num_motifs)
+    key_length = 1 + motif_size + 3 * inner_count
+    key_start = np.cumsum(key_length) - key_length
+    buffer = np.empty(int(key_length.sum()), dtype=np.int32)
+    buffer[key_start] = motif_size
+    buffer[key_start[motif_of_atom] + 1 + local_in_key] = code
+    bond_rank = np.arange(len(inner)) - (np.cumsum(inner_count) - inner_count)[inner_motif]
+    slot = key_start[inner_motif] + 1 + motif_size[inner_motif] + 3 * bond_rank
+    buffer[slot] = first
+    buffer[slot + 1] = second
+    buffer[slot + 2] = order2[inner]
+    raw = buffer.tobytes()
+    starts4, ends4 = (key_start * 4).tolist(), ((key_start + key_length) * 4).tolist()
+
+    num_atom_cols, num_bond_cols = atom_feats.shape[1], bond_feats.shape[1]
+    atom_feats, bond_feats = atom_feats.reshape(-1).tolist(), bond_feats.reshape(-1).tolist()
+    local_begin = (begin - atom_offset[bond_mol]).tolist()
+    local_end = (end - atom_offset[bond_mol]).tolist()
+    member_local = (member - atom_offset[atom_mol[member]]).tolist()
+    member_motif_local = (motif_of_atom[member] - motif_offset[atom_mol[member]]).tolist()
+
+    out: list = [None] * num_mols
+    atom_offset, bond_offset = atom_offset.tolist(), bond_offset.tolist()
+    lookup = _MOTIF_CACHE.get
+    for m in range(num_mols):
+        if slow_list[m]:
+            continue
+        m0, m1 = motif_offset_list[m], motif_offset_list[m + 1]
+        motifs = [lookup(raw[starts4[g] : ends4[g]], "") for g in range(m0, m1)]
+        if "" in motifs:  # keys not seen yet
+            motifs = [found or _fast_motif_smiles(raw[starts4[g] : ends4[g]]) for g, found in zip(range(m0, m1), motifs)]
+        if None in motifs:
+            continue
+        a0, a1, e0, e1 = atom_offset[m], atom_offset[m + 1], bond_offset[m], bond_offset[m + 1]
+        out[m] = _Encoded(
+            a1 - a0,
+            atom_feats[a0 * num_atom_cols : a1 * num_atom_cols],
+            local_begin[e0:e1] + local_end[e0:e1],
+            bond_feats[e0 * num_bond_cols : e1 * num_bond_cols],
+            motifs,
+            member_local[a0:a1],
+            member_motif_local[a0:a1],
+            tree_edges[m],
+            "brics" if a1 - a0 > 1 else "single_atom",
+        )
+    return out
+
+
+def _fast_features(mols, smiles, feature_set, atomic_num, order, atom_offset, bond_offset, begin, end, slow):
+    """Reference features for the whole batch (chirality and bond directions asked only where the SMILES has
+    them); the rich set per molecule through `_atom_features` / `_bond_features`."""
+    total, num_bonds = len(atomic_num), len(order)
+    order2 = np.rint(order * 2).astype(np.int64)
+    if feature_set == "reference":
+        atom_feats = np.zeros((total, 2), dtype=np.int64)
+        atom_feats[:, 0] = np.minimum(atomic_num, 118)
+        bond_feats = np.zeros((num_bonds, 2), dtype=np.int64)
+        bond_feats[:, 0] = _TYPE_OF_ORDER2[np.minimum(order2, len(_TYPE_OF_ORDER2) - 1)]
+    else:
+        atom_feats = np.zeros((total, len(FEATURE_SETS[feature_set]["atom"])), dtype=np.int64)
+        bond_feats = np.zeros((num_bonds, len(FEATURE_SETS[feature_set]["bond"])), dtype=np.int64)
+    for m, (mol, text) in enumerate(zip(mols, smiles)):
+        if slow[m]:
+            continue
+        a0, a1, e0, e1 = atom_offset[m], atom_offset[m + 1], bond_offset[m], bond_offset[m + 1]
+        if feature_set == "reference":
+            if "@" in text:
+                for atom in mol.GetAtomsMatchingQuery(_CHIRAL):
+                    atom_feats[a0 + atom.GetIdx(), 1] = _CHIRALITY.get(atom.GetChiralTag(), 3)
+            if "/" in text or "\\" in text:
+                for k in range(e0, e1):
+                    bond = mol.GetBondBetweenAtoms(int(begin[k] - a0), int(end[k] - a0))
+                    bond_feats[k, 1] = _BOND_DIR.get(bond.GetBondDir(), 3)
+            continue
+        desc = _describe(mol, text)
+        atom_feats[a0:a1] = _atom_features(desc, feature_set)
+        bond_feats[e0:e1] = _bond_features(desc, feature_set)
+    return atom_feats, bond_feats
+
+
+# --------------------------------------------------------------------------------------------------
 # Motif vocabulary
 # --------------------------------------------------------------------------------------------------
 
@@ -1011,7 +1436,20 @@ class FineMolTexGraphTokenizer(PreTrainedTokenizer):
     def decompose(self, smiles: str, index: int | None = None) -> MotifDecomposition:
         """Motifs, atom→motif map, motif tree and positions of one molecule (see `MotifDecomposition`)."""
         mol = parse_smiles(smiles, index)
-        return _public(_decompose(_describe(mol, smiles.strip())), mol.GetNumAtoms())
+        enc = _encode_mols([mol], [smiles.strip()], self.feature_set, with_edges=True)[0]
+        motif_atoms = [[] for _ in enc.motifs]
+        atom_motifs = [[] for _ in range(enc.num_atoms)]
+        for a, m in zip(enc.member_atom, enc.member_motif):
+            motif_atoms[m].append(a)
+            atom_motifs[a].append(m)
+        return MotifDecomposition(
+            motifs=enc.motifs,
+            atom_motifs=atom_motifs,
+            edges=enc.edges,
+            positions=list(range(len(enc.motifs))),
+            method=enc.method,
+            motif_atoms=motif_atoms,
+        )
 
     def encode_molecule(self, smiles: str, index: int | None = None) -> dict[str, list[int]]:
         """Graph arrays of one molecule as flat int lists (one Arrow row).
@@ -1023,57 +1461,62 @@ class FineMolTexGraphTokenizer(PreTrainedTokenizer):
             motif_membership: 2*k (atom indices, then motif slots 1..m).
         """
         mol = parse_smiles(smiles, index)
-        desc = _describe(mol, smiles.strip())
-        # features first: decomposition Kekulises the molecule in place
-        atom_feats = _atom_features(desc, self.feature_set)
-        bond_feats = _bond_features(desc, self.feature_set)
-        dec = _decompose(desc)
-        num_motifs = len(dec.motifs)
-        member_atom, member_motif = dec.member_atom, dec.member_motif
+        return self._row(_encode_mols([mol], [smiles.strip()], self.feature_set)[0], index)
+
+    def _row(self, enc: _Encoded, index: int | None) -> dict[str, list[int]]:
+        num_motifs = len(enc.motifs)
+        member_atom, member_motif = enc.member_atom, enc.member_motif
         if self.max_motifs is not None and num_motifs > self.max_motifs:
             where = f" at index {index}" if index is not None else ""
             warnings.warn(
                 f"Molecule{where} has {num_motifs} motifs; keeping the first {self.max_motifs} in breadth-first "
                 f"order (max_motifs). Atoms of the dropped motifs stay in the graph but feed no motif slot.",
-                stacklevel=2,
+                stacklevel=3,
             )
             num_motifs = self.max_motifs
-            keep = member_motif < num_motifs
-            member_atom, member_motif = member_atom[keep], member_motif[keep]
+            kept = [k for k, m in enumerate(member_motif) if m < num_motifs]
+            member_atom, member_motif = [member_atom[k] for k in kept], [member_motif[k] for k in kept]
         token_to_id = self.motif_vocab.token_to_id
-        ids = [token_to_id.get(s, UNK_ID) for s in dec.motifs[:num_motifs]]
+        ids = [token_to_id.get(s, UNK_ID) for s in enc.motifs[:num_motifs]]
         self.total_motifs += num_motifs
         self.unknown_motifs += ids.count(UNK_ID)
         return {
-            "num_atoms": [len(desc.atomic_num)],
-            "atom_features": atom_feats.reshape(-1).tolist(),
-            "edge_index": np.concatenate([desc.begin, desc.end]).tolist(),
-            "edge_features": bond_feats.reshape(-1).tolist(),
+            "num_atoms": [enc.num_atoms],
+            "atom_features": enc.atom_features,
+            "edge_index": enc.edge_index,
+            "edge_features": enc.edge_features,
             "motif_ids": [CLS_ID] + ids,
             "motif_positions": list(range(num_motifs + 1)),
-            "motif_membership": np.concatenate([member_atom, member_motif + 1]).tolist(),
+            "motif_membership": member_atom + [m + 1 for m in member_motif],
         }
 
     def encode_batch(
-        self, smiles: Sequence[str], ignore_errors: bool = False
+        self, smiles: Sequence[str], ignore_errors: bool = False, errors: dict[int, str] | None = None
     ) -> tuple[dict[str, list[list[int]]], list[int]]:
-        """Encode many molecules; returns (columns, kept indices).
+        """Encode many molecules; returns (columns, kept indices). Vectorised over the batch.
 
         An unparsable SMILES raises `ValueError` naming its index and string, unless ``ignore_errors``,
-        in which case it is skipped and left out of the kept indices.
+        in which case it is skipped and left out of the kept indices (and its message stored in ``errors``,
+        keyed by index, when a dict is given).
         """
-        columns: dict[str, list] = {name: [] for name in GRAPH_COLUMNS}
-        kept = []
+        mols, texts, kept = [], [], []
         for i, s in enumerate(smiles):
             try:
-                row = self.encode_molecule(s, index=i)
-            except MoleculeParseError:
+                mols.append(parse_smiles(s, index=i))
+            except MoleculeParseError as err:
                 if ignore_errors:
+                    if errors is not None:
+                        errors[i] = str(err)
                     continue
                 raise
+            texts.append(s.strip())
             kept.append(i)
-            for name in GRAPH_COLUMNS:
-                columns[name].append(row[name])
+        columns: dict[str, list] = {name: [] for name in GRAPH_COLUMNS}
+        with _gc_paused():
+            for i, enc in zip(kept, _encode_mols(mols, texts, self.feature_set)):
+                row = self._row(enc, i)
+                for name in GRAPH_COLUMNS:
+                    columns[name].append(row[name])
         return columns, kept
 
     def __call__(self, smiles, ignore_errors: bool = False, return_tensors: str | None = "pt", **kwargs):
@@ -1340,32 +1783,18 @@ def attachment_atoms(smiles: str, unique: bool = True) -> list[int]:
     return atoms
 
 
-def _brics_labels(mol: Chem.Mol, atom: int) -> set[int]:
-    """BRICS environments (indices into RDKit's table) whose attachment atom matches ``atom`` of ``mol``."""
-    labels = set()
-    a = mol.GetAtomWithIdx(atom)
-    kind = (a.GetAtomicNum(), a.GetIsAromatic(), a.IsInRing(), a.GetDegree())
-    for env, pattern in enumerate(_BRICS_PATTERNS):
-        if not _head_allows(env, kind):  # cheap test of what the SMARTS says about its first atom
-            continue
-        for match in mol.GetSubstructMatches(pattern, uniquify=False, maxMatches=1 << 16):
-            if match[0] == atom:
-                labels.add(env)
-                break
-    return labels
-
-
 def is_brics_bond(mol: Chem.Mol, i: int, j: int) -> bool:
-    """True iff the single acyclic bond ``i``-``j`` of ``mol`` is one that BRICS would cut (an environment pair of
-    RDKit's BRICS reaction table matches its two ends)."""
+    """True iff the single acyclic bond ``i``-``j`` of the sanitised ``mol`` is one that BRICS would cut (an
+    environment pair of RDKit's BRICS reaction table matches its two ends)."""
     bond = mol.GetBondBetweenAtoms(int(i), int(j))
     if bond is None or bond.IsInRing() or bond.GetBondType() != Chem.BondType.SINGLE:
         return False
-    li = _brics_labels(mol, int(i))
-    if not li:
-        return False
-    lj = _brics_labels(mol, int(j))
-    return any((a, b) in _BRICS_PAIRS["-"] for a in li for b in lj)
+    desc = _describe(mol, "")
+    labels = _brics_env_labels(
+        desc.atomic_num, desc.charge, desc.aromatic, desc.in_ring, desc.degree, desc.begin, desc.end, desc.order,
+        desc.ring_bond,
+    )
+    return bool(_pair_is_brics(labels, np.array([int(i)]), np.array([int(j)]), "-")[0])
 
 
 def apply_motif_edits(

@@ -10,6 +10,7 @@ from rdkit import Chem
 from rdkit.Chem import BRICS
 
 from modeling_finemoltex import FineMolTexGraphTokenizer, MoleculeParseError, MotifVocab, feature_sizes
+from modeling_finemoltex import tokenization_finemoltex as tokmod
 from modeling_finemoltex.tokenization_finemoltex import CLS_ID, MASK_ID, PAD_ID, UNK_ID
 
 
@@ -251,6 +252,10 @@ def test_ignore_errors_skips_and_reports(tok):
     assert batch["kept_indices"] == [0, 2]
     assert batch["motif_input_ids"].shape[0] == 2
     assert int(batch["graph_batch"].max()) == 1
+    errors = {}
+    columns, kept = tok.encode_batch(["CCO", "C1CC", None, "c1ccccc1"], ignore_errors=True, errors=errors)
+    assert kept == [0, 3] and len(columns["motif_ids"]) == 2
+    assert sorted(errors) == [1, 2] and "'C1CC'" in errors[1] and "index 2" in errors[2]
 
 
 @pytest.mark.parametrize(
@@ -365,3 +370,101 @@ def test_tokenizer_save_load_round_trip(tmp_path):
     assert again.get_vocab() == tok.get_vocab()
     assert again.motif_vocab.checksum == vocab.checksum
     assert again.encode_molecule("CCOCC") == tok.encode_molecule("CCOCC")
+
+
+# ------------------------------------------------------------------------------------- batched fast path
+
+# molecules that exercise the fast path's special cases: salts, dummies, isotopes/explicit H, charged and
+# radical aromatic atoms, [nH], exocyclic C=O on aromatic rings (Kekulé keys), stereo, a lone atom
+EDGE_CASES = [
+    "C", "[Na+].[Cl-]", "CC(=O)[O-].[NH4+]", "*c1ccccc1", "[2H]C([2H])([2H])O", "c1ccc2c(c1)[nH]c1ccccc12",
+    "O=c1cc[nH]c(=O)[nH]1", "c1cc[cH-]c1", "[c]1ccccc1", "C[n+]1ccccc1", "O=[N+]([O-])c1ccccc1", "CS(=O)(=O)c1ccccc1",
+    "C1CC2CCC1C2", "F/C=C/F", "N[C@@H](C)C(=O)O", "CC1=CC(=O)c2ccccc2C1=O", "CCn1c(=O)c(=O)[nH]c2ccccc21",
+    "O=C1C=CC(=O)C=C1", "OCC(O)CO.OCC(O)CO", "CC(C)(C)c1ccc2occ(CC(=O)Nc3ccccc3F)c2c1",
+]
+
+
+def _brics_patterns():
+    return {name[1:].rstrip("ab"): Chem.MolFromSmarts(s) for name, s in BRICS.environs.items() if name[0] != "#"}
+
+
+def test_brics_environments_match_rdkit(chebi_pairs, zinc_smiles):
+    """Each environment written out as neighbour counts equals RDKit's own SMARTS match, and the bonds the
+    environment pairs select equal `BRICS.FindBRICSBonds` (all acyclic bonds, not only the ones the rules test)."""
+    patterns = _brics_patterns()
+    assert sorted(patterns, key=int) == list(tokmod._BRICS_ENV_NAMES)
+    smiles = [s for _, s, _ in chebi_pairs] + zinc_smiles[:700] + EDGE_CASES
+    labelled = 0
+    for s in smiles:
+        mol = Chem.MolFromSmiles(s)
+        desc = tokmod._describe(mol, s)
+        labels = tokmod._brics_env_labels(
+            desc.atomic_num, desc.charge, desc.aromatic, desc.in_ring, desc.degree, desc.begin, desc.end,
+            desc.order, desc.ring_bond,
+        )
+        for k, name in enumerate(tokmod._BRICS_ENV_NAMES):
+            expected = np.zeros(mol.GetNumAtoms(), dtype=bool)
+            for match in mol.GetSubstructMatches(patterns[name], uniquify=False, maxMatches=1 << 30):
+                expected[match[0]] = True
+            assert (labels[:, k] == expected).all(), (s, f"L{name}")
+        found = set()
+        for bond, value in (("-", 1.0), ("=", 2.0)):
+            sel = np.flatnonzero(~desc.ring_bond & (desc.order == value))
+            hit = tokmod._pair_is_brics(labels, desc.begin[sel], desc.end[sel], bond)
+            found |= {(int(i), int(j)) for i, j in zip(desc.begin[sel][hit], desc.end[sel][hit])}
+        assert found == {tuple(sorted(pair)) for pair, _ in BRICS.FindBRICSBonds(mol)}, s
+        labelled += labels.any()
+    assert labelled > 3000
+
+
+def _fresh(smiles):
+    return [Chem.MolFromSmiles(s) for s in smiles]
+
+
+@pytest.mark.parametrize("feature_set", ["reference", "rich"])
+def test_batch_path_equals_per_molecule_path(feature_set, chebi_pairs, zinc_smiles):
+    """The vectorised batch path gives exactly what the per-molecule path (which defines the result) gives:
+    features, bonds, motifs, memberships, motif-tree edges, method — and it does most of the work."""
+    smiles = [s for _, s, _ in chebi_pairs] + zinc_smiles[:1500] + EDGE_CASES
+    if feature_set == "rich":
+        smiles = smiles[::4] + EDGE_CASES
+    fast = tokmod._encode_fast(_fresh(smiles), smiles, feature_set, True)
+    assert sum(r is None for r in fast) < 0.05 * len(smiles)  # junction tree and the odd fragment only
+    batch = tokmod._encode_mols(_fresh(smiles), smiles, feature_set, with_edges=True)
+    for s, mol, got in zip(smiles, _fresh(smiles), batch):
+        assert vars(got) == vars(tokmod._encode_slow(mol, s, feature_set, True)), s
+
+
+def test_batch_rows_equal_single_rows_in_any_chunking(monkeypatch, zinc_smiles, chebi_pairs):
+    smiles = zinc_smiles[:300] + [s for _, s, _ in chebi_pairs[:300]] + EDGE_CASES
+    tok = FineMolTexGraphTokenizer.from_vocab(MotifVocab.build(smiles[::2]))
+    columns, kept = tok.encode_batch(smiles)
+    assert kept == list(range(len(smiles)))
+    rows = [{name: columns[name][i] for name in columns} for i in range(len(smiles))]
+    assert rows == [tok.encode_molecule(s) for s in smiles]
+    assert sum(UNK_ID not in r["motif_ids"] for r in rows) > 100  # motif ids, not only [UNK], were compared
+    monkeypatch.setattr(tokmod, "_ADJACENCY_BUDGET", 1500)  # many small chunks, lone molecules among them
+    again, _ = tok.encode_batch(smiles)
+    assert again == columns
+
+
+def test_batch_motif_cap_names_the_molecule():
+    tok = FineMolTexGraphTokenizer(max_motifs=10)
+    with pytest.warns(UserWarning, match="index 2 has"):
+        columns, _ = tok.encode_batch(["CCO", "c1ccccc1CCN", _peptide(20)])
+    # [CLS] + junction-tree motifs: CC, CO | ring, CC, CC, CN | (capped)
+    assert [len(ids) for ids in columns["motif_ids"]] == [3, 5, 11]
+
+
+def test_encode_batch_leaves_the_garbage_collector_as_it_was(tok):
+    import gc
+
+    assert gc.isenabled()
+    tok.encode_batch(["CCO", "c1ccccc1"])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        tok.encode_batch(["CCO", "c1ccccc1"])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
