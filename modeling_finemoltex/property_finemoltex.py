@@ -414,14 +414,13 @@ def standardisation(labels: np.ndarray) -> tuple[list[float], list[float]]:
 
 # ------------------------------------------------------------------------------------------------ encoding
 def encode_molecules(graph_tokenizer, smiles: Sequence[str]) -> tuple[list[dict], dict[int, str]]:
-    """Graph rows (`encode_molecule`) of every SMILES that encodes; failures -> {index: reason}, never raised."""
-    rows, failed = [], {}
-    for i, s in enumerate(smiles):
-        try:
-            rows.append(graph_tokenizer.encode_molecule(s, index=i))
-        except Exception as err:  # an unparsable SMILES, a non-string cell, a molecule RDKit cannot decompose
-            failed[i] = str(err) or type(err).__name__
-            rows.append(None)
+    """Graph rows (`encode_molecule`; None where it fails) of all SMILES, encoded as one batch; failures (an
+    unparsable SMILES, a non-string cell) -> {index: reason}, never raised."""
+    failed: dict[int, str] = {}
+    columns, kept = graph_tokenizer.encode_batch(list(smiles), ignore_errors=True, errors=failed)
+    rows: list = [None] * len(smiles)
+    for r, i in enumerate(kept):
+        rows[i] = {name: values[r] for name, values in columns.items()}
     return rows, failed
 
 
