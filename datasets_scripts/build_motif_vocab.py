@@ -30,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from modeling_finemoltex.tokenization_finemoltex import (  # noqa: E402
     FineMolTexGraphTokenizer,
-    MoleculeParseError,
     MotifVocab,
 )
 
@@ -44,7 +43,7 @@ class BuildVocabArguments:
     max_size: int | None = field(default=None, metadata={"help": "Keep at most this many motifs."})
     target_min_frequency: int = field(default=10, metadata={"help": "Motifs seen this often are prediction targets."})
     num_proc: int | None = field(default=None, metadata={"help": "Worker processes (default: all cores)."})
-    chunk_size: int = field(default=256)
+    chunk_size: int = field(default=1000, metadata={"help": "Molecules per task (each is tokenised as one batch)."})
     limit: int | None = field(default=None, metadata={"help": "Read only the first N molecules."})
 
 
@@ -86,15 +85,15 @@ def _count_chunk(chunk: list[str]) -> tuple[Counter, int]:
         _TOKENIZER = FineMolTexGraphTokenizer()
     counts: Counter = Counter()
     skipped = 0
-    for s in chunk:
-        try:
-            counts.update(_TOKENIZER.decompose(s).motifs)
-        except MoleculeParseError:
+    for dec in _TOKENIZER.decompose_batch(chunk, ignore_errors=True):
+        if dec is None:
             skipped += 1
+        else:
+            counts.update(dec.motifs)
     return counts, skipped
 
 
-def count_motifs(smiles: list[str], num_proc: int | None = None, chunk_size: int = 256, progress: bool = True):
+def count_motifs(smiles: list[str], num_proc: int | None = None, chunk_size: int = 1000, progress: bool = True):
     """Motif occurrence counts over ``smiles`` using ``num_proc`` processes; returns (counts, skipped)."""
     chunks = [smiles[i : i + chunk_size] for i in range(0, len(smiles), chunk_size)]
     counts: Counter = Counter()

@@ -1250,12 +1250,14 @@ class MotifVocab:
         tokenizer = tokenizer or FineMolTexGraphTokenizer()
         counts: Counter = Counter()
         num, skipped = 0, 0
-        for s in smiles:
-            num += 1
-            try:
-                counts.update(tokenizer.decompose(s).motifs)
-            except MoleculeParseError:
-                skipped += 1
+        smiles = list(smiles)
+        for start in range(0, len(smiles), 1000):
+            for dec in tokenizer.decompose_batch(smiles[start : start + 1000], ignore_errors=True):
+                num += 1
+                if dec is None:
+                    skipped += 1
+                else:
+                    counts.update(dec.motifs)
         build = dict(kwargs.pop("build", None) or {})
         build.update({"num_molecules": num, "skipped_molecules": skipped})
         return cls.from_counts(counts, build=build, **kwargs)
@@ -1436,7 +1438,31 @@ class FineMolTexGraphTokenizer(PreTrainedTokenizer):
     def decompose(self, smiles: str, index: int | None = None) -> MotifDecomposition:
         """Motifs, atom→motif map, motif tree and positions of one molecule (see `MotifDecomposition`)."""
         mol = parse_smiles(smiles, index)
-        enc = _encode_mols([mol], [smiles.strip()], self.feature_set, with_edges=True)[0]
+        return self._decomposition(_encode_mols([mol], [smiles.strip()], self.feature_set, with_edges=True)[0])
+
+    def decompose_batch(
+        self, smiles: Sequence[str], ignore_errors: bool = False
+    ) -> list[MotifDecomposition | None]:
+        """`decompose` of many SMILES at once (vectorised, as `encode_batch`). An unparsable SMILES raises
+        `MoleculeParseError` naming its index, or with ``ignore_errors`` gives None in its place."""
+        mols, texts, kept = [], [], []
+        for i, s in enumerate(smiles):
+            try:
+                mols.append(parse_smiles(s, index=i))
+            except MoleculeParseError:
+                if ignore_errors:
+                    continue
+                raise
+            texts.append(s.strip())
+            kept.append(i)
+        out: list = [None] * len(smiles)
+        with _gc_paused():
+            for i, enc in zip(kept, _encode_mols(mols, texts, self.feature_set, with_edges=True)):
+                out[i] = self._decomposition(enc)
+        return out
+
+    @staticmethod
+    def _decomposition(enc: _Encoded) -> MotifDecomposition:
         motif_atoms = [[] for _ in enc.motifs]
         atom_motifs = [[] for _ in range(enc.num_atoms)]
         for a, m in zip(enc.member_atom, enc.member_motif):

@@ -468,3 +468,12 @@ def test_encode_batch_leaves_the_garbage_collector_as_it_was(tok):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_decompose_batch_equals_decompose(tok, zinc_smiles):
+    smiles = zinc_smiles[:200] + EDGE_CASES + ["C1CC"]
+    got = tok.decompose_batch(smiles, ignore_errors=True)
+    assert got[-1] is None
+    assert got[:-1] == [tok.decompose(s) for s in smiles[:-1]]
+    with pytest.raises(MoleculeParseError, match="index 2"):
+        tok.decompose_batch(["CCO", "CCN", "C1CC"])
