@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
