@@ -228,9 +228,6 @@ def _pair_is_brics(labels: np.ndarray, i: np.ndarray, j: np.ndarray, bond: str) 
     return ((labels[i].astype(np.int64) @ _BRICS_PAIR_TABLES[bond]) * labels[j]).sum(1) > 0
 
 
-# aromatic atoms whose hydrogen count is not 3 - degree (all but neutral, ordinary aromatic carbons)
-
-
 # --------------------------------------------------------------------------------------------------
 # Motif identity
 # --------------------------------------------------------------------------------------------------
@@ -760,6 +757,7 @@ def _bond_features(desc: _Molecule, feature_set: str) -> np.ndarray:
 # defines the result; tests check that both paths agree.
 # --------------------------------------------------------------------------------------------------
 
+# aromatic atoms whose hydrogen count is not 3 - degree (all but neutral, ordinary aromatic carbons)
 _AROMATIC_H_QUERY = Chem.MolFromSmarts("[a&!#6,a&!+0,c&D2&H0,c&D3&!H0]")
 _AROMATIC_CODE = 1 << 13  # aromatic atom code = atom code + _AROMATIC_CODE * (1 + hydrogens in the fragment)
 _ADJACENCY_BUDGET = 1 << 22  # dense adjacency entries gathered per chunk (32 MB of float64)
