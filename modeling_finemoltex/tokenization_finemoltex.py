@@ -823,6 +823,24 @@ def _fast_motif_smiles(key: bytes) -> str | None:
     return smiles
 
 
+def _parse_many(smiles: Sequence[str], ignore_errors: bool, errors: dict[int, str] | None = None):
+    """`parse_smiles` over a batch -> (molecules, stripped strings, kept indices). A failure raises unless
+    ``ignore_errors``; then it is skipped, and its message stored in ``errors`` (keyed by index) if given."""
+    mols, texts, kept = [], [], []
+    for i, s in enumerate(smiles):
+        try:
+            mols.append(parse_smiles(s, index=i))
+        except MoleculeParseError as err:
+            if not ignore_errors:
+                raise
+            if errors is not None:
+                errors[i] = str(err)
+            continue
+        texts.append(s.strip())
+        kept.append(i)
+    return mols, texts, kept
+
+
 @contextlib.contextmanager
 def _gc_paused():
     """Pause Python's cyclic garbage collector: a batch allocates many small lists (no cycles), and
@@ -1442,16 +1460,7 @@ class FineMolTexGraphTokenizer(PreTrainedTokenizer):
     ) -> list[MotifDecomposition | None]:
         """`decompose` of many SMILES at once (vectorised, as `encode_batch`). An unparsable SMILES raises
         `MoleculeParseError` naming its index, or with ``ignore_errors`` gives None in its place."""
-        mols, texts, kept = [], [], []
-        for i, s in enumerate(smiles):
-            try:
-                mols.append(parse_smiles(s, index=i))
-            except MoleculeParseError:
-                if ignore_errors:
-                    continue
-                raise
-            texts.append(s.strip())
-            kept.append(i)
+        mols, texts, kept = _parse_many(smiles, ignore_errors)
         out: list = [None] * len(smiles)
         with _gc_paused():
             for i, enc in zip(kept, _encode_mols(mols, texts, self.feature_set, with_edges=True)):
@@ -1522,18 +1531,7 @@ class FineMolTexGraphTokenizer(PreTrainedTokenizer):
         in which case it is skipped and left out of the kept indices (and its message stored in ``errors``,
         keyed by index, when a dict is given).
         """
-        mols, texts, kept = [], [], []
-        for i, s in enumerate(smiles):
-            try:
-                mols.append(parse_smiles(s, index=i))
-            except MoleculeParseError as err:
-                if ignore_errors:
-                    if errors is not None:
-                        errors[i] = str(err)
-                    continue
-                raise
-            texts.append(s.strip())
-            kept.append(i)
+        mols, texts, kept = _parse_many(smiles, ignore_errors, errors)
         columns: dict[str, list] = {name: [] for name in GRAPH_COLUMNS}
         with _gc_paused():
             for i, enc in zip(kept, _encode_mols(mols, texts, self.feature_set)):
