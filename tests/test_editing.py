@@ -5,17 +5,16 @@ hand-computed cases, the example script, and bad input."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import random
-import sys
 
 import numpy as np
 import pytest
 import torch
 
 import _model_fixtures  # noqa: F401  (single-threaded torch for tiny models)
-from conftest import REPO, SHARED_DATA
+from _examples import load_example
+from conftest import SHARED_DATA
 from modeling_finemoltex import FineMolTexConfig, FineMolTexGraphTokenizer, FineMolTexModel, FineMolTexProcessor, MotifVocab
 from modeling_finemoltex.editing_finemoltex import (
     FineMolTexEditGenerator,
@@ -408,11 +407,7 @@ def test_editor_with_model_scorer_end_to_end(model, processor, sources, criteria
 
 # ------------------------------------------------------------------------------------------------ example
 def _load_example():
-    spec = importlib.util.spec_from_file_location("edit_molecules", REPO / "examples" / "edit_molecules.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve string annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return load_example("edit_molecules")
 
 
 def test_example_script(tmp_path, model, processor, sources, criteria):

@@ -8,15 +8,15 @@ import csv
 import importlib.util
 import json
 import math
-import sys
 
 import numpy as np
 import pytest
 import torch
 
 import _model_fixtures  # noqa: F401  (single-threaded torch for tiny models)
+from _examples import load_example
 from _model_fixtures import tiny_config
-from conftest import REPO, SHARED_DATA
+from conftest import SHARED_DATA
 from modeling_finemoltex import (
     FineMolTexForMoleculePropertyPrediction,
     FineMolTexForPreTraining,
@@ -288,11 +288,7 @@ def test_predict_reports_invalid_smiles(tokenizer, bbbp_rows):
 
 # ------------------------------------------------------------------------------------------------ example + bad input
 def _load_example():
-    spec = importlib.util.spec_from_file_location("finetune_property", REPO / "examples" / "finetune_property.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["finetune_property"] = module  # dataclasses resolve string annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return load_example("finetune_property")
 
 
 def _write_csv(path, header, rows):
@@ -336,9 +332,7 @@ def test_example_lora_from_pretrained_with_predict(bbbp_rows, pretrained_dir, tm
     assert (tmp_path / "run" / "seed_0" / "model" / "adapter_model.safetensors").is_file()
     assert "error" in run["predictions"][1] and 0 < run["predictions"][0]["p_np"] < 1
     # the saved adapter (+ property config) reloads onto its base through the prediction CLI: same numbers
-    spec = importlib.util.spec_from_file_location("predict_property", REPO / "examples" / "predict_property.py")
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_example("predict_property")
     records = cli.main(["--model_dir", str(tmp_path / "run" / "seed_0" / "model"), "--smiles", bbbp_rows[0][0], "C1CC("])
     assert records[0]["p_np"] == pytest.approx(run["predictions"][0]["p_np"], rel=1e-5)
     assert records[1]["index"] == 1 and "C1CC(" in records[1]["error"]

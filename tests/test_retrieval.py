@@ -7,13 +7,13 @@ import csv
 import importlib.util
 import json
 import math
-import sys
 
 import numpy as np
 import pytest
 import torch
 
 import _model_fixtures  # noqa: F401  (single-threaded torch for tiny models)
+from _examples import load_example
 from conftest import REPO
 from modeling_finemoltex import FineMolTexConfig, FineMolTexGraphTokenizer, FineMolTexModel, FineMolTexProcessor, MotifVocab
 from modeling_finemoltex.retrieval_finemoltex import (
@@ -286,11 +286,7 @@ def test_evaluate_retrieval_with_dropped_molecule(model, processor, pairs):
 
 # ------------------------------------------------------------------------------------------------ example script
 def _load_example():
-    spec = importlib.util.spec_from_file_location("zero_shot_retrieval", REPO / "examples" / "zero_shot_retrieval.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve string annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return load_example("zero_shot_retrieval")
 
 
 def test_example_script_end_to_end(model, processor, chebi_pairs, tmp_path, capsys):
