@@ -795,6 +795,9 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
     generator seeded by `mask_seed` (argument, else config) when given. `motif_mask` / `word_mask` (Bool)
     override the sampling (e.g. masks made by a collator); `motif_importance` (B, M) floats override the
     default importance scores (log of the frequency rank: rarer motifs are masked more often).
+
+    With `masked_motif_weight` and `masked_lm_weight` both 0 (contrastive-only pre-training) the fine branch is
+    skipped altogether (no masking, no second text pass, no fused pass): its outputs are None.
     """
 
     def __init__(self, config: FineMolTexConfig):
@@ -864,6 +867,8 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
         )
         check_batch(config, batch, values=config.check_inputs)
         num_molecules, num_slots = motif_input_ids.shape
+        if config.masked_motif_weight == 0 and config.masked_lm_weight == 0:
+            return self._contrastive_only(batch, token_type_ids, duplicate_key, return_loss, return_dict)
         generator = self._generator(mask_seed)
 
         # ---- masks (random per call unless given)
@@ -943,6 +948,34 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
             word_mask=word_mask,
             fused_motif_hidden_state=fused_motifs,
             fused_text_hidden_state=fused_text,
+        )
+        return output if (return_dict if return_dict is not None else config.return_dict) else output.to_tuple()
+
+    def _contrastive_only(self, batch: dict, token_type_ids, duplicate_key, return_loss: bool, return_dict):
+        """The coarse half of `forward` alone (both masked weights 0): towers without co-attention, InfoNCE."""
+        model, config = self.finemoltex, self.config
+        num_molecules, num_slots = batch["motif_input_ids"].shape
+        _, projected = model.encode_atoms_and_motifs(
+            batch["graph_atom_features"], batch["graph_edge_index"], batch["graph_edge_features"],
+            batch["motif_membership"], num_molecules, num_slots,
+        )
+        motifs = model.motif_embeddings(
+            projected, batch["motif_input_ids"], batch["motif_attention_mask"], batch["motif_position_ids"]
+        )
+        _, text = model.encode_text_tokens(batch["input_ids"], batch["attention_mask"], token_type_ids)
+        graph_embeds = model.graph_embeds_from_motif_states(
+            model.fusion.encode_motifs(motifs, batch["motif_attention_mask"].bool())
+        )
+        text_embeds = model.text_embeds_from_text_states(model.fusion.encode_text(text, batch["attention_mask"].bool()))
+        contrastive_loss, logits, accuracy = model.contrastive(graph_embeds, text_embeds, duplicate_key)
+        output = FineMolTexForPreTrainingOutput(
+            loss=config.contrastive_weight * contrastive_loss if return_loss else None,
+            contrastive_loss=contrastive_loss if return_loss else None,
+            contrastive_accuracy=accuracy,
+            logits_per_graph=logits,
+            logits_per_text=logits.t(),
+            graph_embeds=graph_embeds,
+            text_embeds=text_embeds,
         )
         return output if (return_dict if return_dict is not None else config.return_dict) else output.to_tuple()
 

@@ -123,7 +123,13 @@ class FineMolTexTrainer(Trainer):
 
     # ------------------------------------------------------------------ loss
     def _accumulate(self, split: str, outputs, batch_size: int) -> None:
-        values = torch.stack([getattr(outputs, name).detach().float() for name in COMPONENTS]) * batch_size
+        # A component the model did not compute (e.g. masked losses of a contrastive-only run) is NaN here and
+        # left out of the logs.
+        values = torch.stack([
+            getattr(outputs, name).detach().float() if getattr(outputs, name) is not None
+            else torch.tensor(float("nan"), device=outputs.loss.device)
+            for name in COMPONENTS
+        ]) * batch_size
         self._sums[split] = values if self._sums[split] is None else self._sums[split] + values
         self._counts[split] += batch_size
 
@@ -139,7 +145,9 @@ class FineMolTexTrainer(Trainer):
         count = float(packed[-1])
         if count == 0:
             return {}
-        return {name: round(float(v) / count, 4) for name, v in zip(COMPONENTS, packed[:-1].tolist())}
+        return {
+            name: round(float(v) / count, 4) for name, v in zip(COMPONENTS, packed[:-1].tolist()) if not math.isnan(v)
+        }
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs = dict(inputs)
@@ -148,7 +156,9 @@ class FineMolTexTrainer(Trainer):
         loss = outputs.loss
         split = "train" if model.training else "eval"
         if split == "train" and self.check_finite_loss and not bool(torch.isfinite(loss.detach()).all()):
-            parts = ", ".join(f"{name}={float(getattr(outputs, name).detach()):.4g}" for name in COMPONENTS)
+            parts = ", ".join(
+                f"{name}={float(getattr(outputs, name).detach()):.4g}" for name in COMPONENTS if getattr(outputs, name) is not None
+            )
             last = get_last_checkpoint(self.args.output_dir) if self.args.output_dir else None
             where = f"the last good checkpoint is {last}" if last else "no checkpoint was saved yet"
             raise NonFiniteLossError(

@@ -110,6 +110,29 @@ def test_output_shapes(config, batch):
     assert torch.allclose(out.loss, expected)
 
 
+def test_contrastive_only_skips_the_fine_branch_with_the_same_coarse_loss(config, batch):
+    full = _model(FineMolTexForPreTraining, config).eval()
+    coarse = FineMolTexForPreTraining(tiny_config(masked_motif_weight=0.0, masked_lm_weight=0.0)).eval()
+    coarse.load_state_dict(full.state_dict())
+    with torch.no_grad():
+        a, b = full(**batch, mask_seed=0), coarse(**batch, mask_seed=0)
+    assert torch.allclose(a.contrastive_loss, b.contrastive_loss) and torch.allclose(b.loss, b.contrastive_loss)
+    assert torch.allclose(a.graph_embeds, b.graph_embeds) and torch.allclose(a.logits_per_graph, b.logits_per_graph)
+    assert b.masked_motif_loss is None and b.mlm_logits is None and b.fused_text_hidden_state is None
+    calls, text_rows = [], []
+    for name, module in (("coattention", coarse.finemoltex.fusion.coattention_layers[0]), ("mlm", coarse.mlm_head),
+                         ("motif", coarse.motif_head)):
+        module.register_forward_hook(lambda *args, name=name: calls.append(name))
+    coarse.finemoltex.text_model.register_forward_hook(lambda module, args, kwargs, out: text_rows.append(
+        (args[0] if args else kwargs["input_ids"]).shape[0]), with_kwargs=True)
+    coarse.train()
+    out = coarse(**batch)
+    out.loss.backward()
+    assert not calls and text_rows == [batch["input_ids"].shape[0]]  # no fused pass, no masked-text pass
+    assert torch.isfinite(out.loss)
+    assert coarse.mlm_head.dense.weight.grad is None and coarse.finemoltex.graph_encoder.layers[0].mlp[0].weight.grad is not None
+
+
 def test_masks_random_per_call_and_reproducible(config, batch):
     model = _model(FineMolTexForPreTraining, tiny_config(mask_seed=5))
     first, second = model(**batch), model(**batch)
