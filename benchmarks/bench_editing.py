@@ -19,6 +19,11 @@ for 501-504 sources already satisfying the prompt are excluded. Prompts without 
 (distinct edited molecules among the sources' edits, per prompt and lambda, averaged), mean Tanimoto to the source,
 and wall time per molecule (all evaluable prompts and lambdas; the generator's proposals are cached across
 prompts and scorers, so the first scorer run pays for most of them: its share is reported separately).
+"One λ at a time" rows give each lambda's hit ratio on its own, averaged over the lambdas, next to the number of
+distinct edits per source: the any-lambda rule rewards a scorer whose edits differ between lambdas (a random
+scorer's near-equal top scores are easily reordered by the Tanimoto term; a model's are not), so these rows show
+what the text does at equal chances. Whether one scorer beats another is judged by a paired bootstrap over the sources: the difference of group-mean
+loose hit ratios with a 95% interval (200 sources give intervals of several points on a 4-prompt group).
 
     python benchmarks/bench_editing.py --full /path/full --contrastive /path/contrastive --output_json out.json
 
@@ -112,6 +117,49 @@ def text_sensitivity(edits_by, sources, criteria, prompts, names) -> dict:
     return {"rows": rows, "data": data}
 
 
+def paired_bootstrap(hits: dict, pairs, groups, num_samples: int = 2000, seed: int = 0) -> dict:
+    """Confidence intervals for differences of mean loose hit ratios between scorers, resampling the sources.
+
+    Args:
+        hits: scorer -> prompt id -> (num_sources,) float array, 1.0 hit, 0.0 miss, NaN for a source not counted
+            (invalid, or excluded because it already satisfies the prompt).
+        pairs: (a, b) scorer names; the difference reported is a - b.
+        groups: label -> prompt ids averaged (the mean of per-prompt hit ratios, as in the table).
+    The same draw of sources (with replacement) serves every prompt, group and pair, so that the differences are
+    paired and correlations between prompts are kept.
+    -> label -> "a - b" -> {"difference", "low", "high"} (percentage points; 95% percentile interval).
+    """
+    import numpy as np
+
+    first = next(iter(next(iter(hits.values())).values()))
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(first), size=(num_samples, len(first)))
+    weights = np.stack([np.bincount(d, minlength=len(first)) for d in draws]).astype(np.float64)  # (S, N)
+    weights = np.vstack([np.ones(len(first)), weights])  # row 0: the observed sample
+
+    def group_means(name, ids):
+        ratios = []
+        for i in ids:
+            h = hits[name][i]
+            counted = ~np.isnan(h)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ratios.append(100.0 * (weights @ np.where(counted, h, 0.0)) / (weights @ counted))
+        return np.nanmean(np.stack(ratios), axis=0)  # (1 + S,)
+
+    out = {}
+    for label, ids in groups.items():
+        ids = [i for i in ids if all(i in hits[n] for n in hits)]
+        if not ids:
+            continue
+        for a, b in pairs:
+            if a not in hits or b not in hits:
+                continue
+            diff = group_means(a, ids) - group_means(b, ids)
+            low, high = np.nanpercentile(diff[1:], [2.5, 97.5])
+            out.setdefault(label, {})[f"{a} - {b}"] = {"difference": float(diff[0]), "low": float(low), "high": float(high)}
+    return out
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     data = REPO.parent / "shared" / "data"
@@ -176,6 +224,7 @@ def main(argv=None):
     table: dict[int, dict] = {}
     quality: dict[str, dict] = {}
     edits_by: dict[str, dict[int, dict[int, dict[float, str]]]] = {}  # scorer -> prompt -> source -> lambda -> edit
+    per_source_hits: dict[str, dict[int, list[float]]] = {}  # scorer -> prompt -> source -> 1 hit / 0 / NaN not counted
     for name, scorer in scorers.items():
         editor = FineMolTexMoleculeEditor(generator, scorer, lambdas=args.lambdas, beam_width=args.beam_width,
                                           num_steps=args.num_steps, text_scores=args.text_scores)
@@ -200,6 +249,17 @@ def main(argv=None):
                 "hits_strict": ev.hits_strict, "num_sources": ev.num_sources, "num_excluded": ev.num_excluded,
             }
             row["num_sources"] = ev.num_sources
+            per_source_hits.setdefault(name, {})[p["id"]] = [
+                float(ev.per_source[i]["loose"]) if i in ev.per_source else float("nan") for i in range(len(sources))
+            ]
+            # diagnostics of the any-lambda rule: loose hit ratio of each lambda alone, distinct edits per source
+            counted = [r for r in output.results if r.index in ev.per_source]
+            row[name]["loose_per_lambda"] = [
+                100.0 * sum(bool(r.edits.get(lam)) and bool(criterion.holds(r.canonical_source, r.edits[lam].smiles, "loose"))
+                            for r in counted) / max(len(counted), 1)
+                for lam in editor.lambdas
+            ]
+            row[name]["distinct_edits"] = [len({e.smiles for e in r.edits.values() if e is not None}) for r in counted]
             no_edit, invalid = output.num_no_edit, output.num_invalid_sources
             edits_by.setdefault(name, {})[p["id"]] = {
                 r.index: {lam: e.smiles for lam, e in r.edits.items() if e is not None} for r in output.results
@@ -256,8 +316,19 @@ def main(argv=None):
         summary[label] = {n: {"loose": mean(rows, n, "loose"), "strict": mean(rows, n, "strict")} for n in names}
         cells = " | ".join(f"**{_fmt(summary[label][n]['loose'])}** | **{_fmt(summary[label][n]['strict'])}**" for n in names)
         lines.append(f"| | {label} | | {cells} |")
+    for label, rows in groups:  # the same means, each lambda on its own (no any-lambda rule), averaged over lambdas
+        if rows:
+            for n in names:
+                per_lambda = [sum(r[n]["loose_per_lambda"][k] for r in rows) / len(rows) for k in range(len(args.lambdas))]
+                summary[label][n]["loose_one_lambda"] = sum(per_lambda) / len(per_lambda)
+            cells = " | ".join(f"{_fmt(summary[label][n]['loose_one_lambda'])} | " for n in names)
+            lines.append(f"| | {label.replace('mean', 'one λ at a time: mean loose')} | | {cells}|")
+    for n in names:
+        counts = [c for r in evaluable for c in r[n]["distinct_edits"]]
+        quality[n]["distinct_edits_per_source"] = sum(counts) / max(len(counts), 1)
     for key, label, digits in [("validity", "validity of edits (%)", 1), ("uniqueness", "uniqueness (%)", 1),
                                ("mean_tanimoto_to_source", "mean Tanimoto to source", 3),
+                               ("distinct_edits_per_source", f"distinct edits per source over the {len(args.lambdas)} λ", 2),
                                ("seconds_per_molecule", "time per molecule (s, all prompts & λ)", 2),
                                ("generation_seconds", "of which generating edits (s, total)", 1)]:
         cells = " | ".join(f"{_fmt(quality[n][key], digits)} | " for n in names)
@@ -265,6 +336,19 @@ def main(argv=None):
     sensitivity = text_sensitivity(edits_by, sources, criteria, prompts, names)
     for label, cells in sensitivity["rows"]:
         lines.append(f"| | {label} | | " + " | ".join(f"{cells[n]} | " for n in names) + "|")
+    import numpy as np
+
+    pairs = [(a, b) for a, b in (("full", "contrastive"), ("full", "random"), ("contrastive", "random")) if a in names and b in names]
+    bootstrap = paired_bootstrap(
+        {n: {i: np.array(v) for i, v in per_source_hits[n].items()} for n in names},
+        pairs, {label: [r["id"] for r in rows] for label, rows in groups if rows}, seed=args.seed,
+    )
+    lines += ["", "Differences of mean loose hit ratio (percentage points), 95% paired bootstrap interval over the "
+              "sources (2,000 resamples):", "", "| group | " + " | ".join(f"{a} − {b}" for a, b in pairs) + " |",
+              "|---|" + "---|" * len(pairs)]
+    for label, cells in bootstrap.items():
+        lines.append(f"| {label.removeprefix('mean, ')} | " + " | ".join(
+            f"{c['difference']:+.1f} [{c['low']:+.1f}, {c['high']:+.1f}]" for c in cells.values()) + " |")
     markdown = "\n".join(lines)
     settings = {k: v for k, v in vars(args).items()}
     settings.update(num_sources=len(sources), library=library.smiles, torch_threads=torch.get_num_threads())
@@ -275,9 +359,9 @@ def main(argv=None):
         Path(args.output_json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output_json).write_text(json.dumps(
             {"settings": settings, "prompts": list(table.values()), "summary": summary, "quality": quality,
-             "text_sensitivity": sensitivity["data"], "edits": edits_by,
+             "text_sensitivity": sensitivity["data"], "bootstrap": bootstrap, "edits": edits_by,
              "generator": generator.stats, "markdown": markdown}, indent=1, default=str) + "\n")
-    return {"prompts": table, "summary": summary, "quality": quality, "markdown": markdown}
+    return {"prompts": table, "summary": summary, "quality": quality, "bootstrap": bootstrap, "markdown": markdown}
 
 
 if __name__ == "__main__":

@@ -371,6 +371,29 @@ def model(processor):
     return FineMolTexModel(config).eval()
 
 
+def test_benchmark_paired_bootstrap_of_group_differences():
+    bench = load_example("bench_editing", folder="benchmarks")
+    rng = np.random.default_rng(0)
+    nan = float("nan")
+    coin = rng.random((3, 200)) < 0.4
+    hits = {
+        "random": {1: coin[0].astype(float), 2: coin[1].astype(float)},
+        "full": {1: coin[0].astype(float), 2: np.where(np.arange(200) < 20, nan, 1.0)},  # 20 sources not counted
+        "contrastive": {1: coin[2].astype(float), 2: coin[1].astype(float)},
+    }
+    pairs = [("full", "random"), ("contrastive", "random")]
+    out = bench.paired_bootstrap(hits, pairs, {"one": [1], "both": [1, 2]}, num_samples=500, seed=0)
+    same = out["one"]["full - random"]  # identical hits: no difference, whatever the resample
+    assert same == {"difference": 0.0, "low": 0.0, "high": 0.0}
+    both = out["both"]["full - random"]  # prompt 2: 100% (of 180 counted) vs 40%, prompt 1 the same: half of that
+    assert both["difference"] == pytest.approx((100.0 - 100.0 * coin[1].mean()) / 2)
+    assert both["low"] < both["difference"] < both["high"] and both["high"] - both["low"] < 10
+    independent = out["one"]["contrastive - random"]  # two independent 40% coins: an interval of several points
+    assert independent["low"] < independent["difference"] < independent["high"]
+    assert 8 < independent["high"] - independent["low"] < 30
+    assert out == bench.paired_bootstrap(hits, pairs, {"one": [1], "both": [1, 2]}, num_samples=500, seed=0)
+
+
 def test_model_scorer_matches_direct_cosine_and_caches(model, processor, sources):
     scorer = FineMolTexModelScorer(model, processor, batch_size=4)
     text = "This molecule is soluble in water."
