@@ -8,7 +8,8 @@
 
 all with the `small` preset. ChEBI-20 validation.txt is split by a hash of the CID (80/10/10,
 datasets_scripts/build_chebi20.py); rows 3-4 pre-train on the train part with the same budget (steps and
-minutes) through examples/pretrain.py, and every row is evaluated on the test part (molecule->text and
+minutes; a contrastive-only step skips the masked branch, so where the minutes bind it gets more steps for the same
+compute) through examples/pretrain.py, and every row is evaluated on the test part (molecule->text and
 text->molecule over the whole pool: MRR, Recall@1/5/10; and the MoleculeSTM T=4/10/20 accuracy).
 
     python benchmarks/bench_pretrain_quality.py [--max_steps 150] [--max_minutes 12] [--batch_size 32]
