@@ -89,6 +89,7 @@ class FineMolTexTrainer(Trainer):
         self._sums = {"train": None, "eval": None}
         self._counts = {"train": 0, "eval": 0}
         self._eval_batch_index = 0
+        self._absent: set[str] = set()  # components the model does not return (see `_accumulate`)
         self.data_wait_seconds = 0.0  # time spent in next(dataloader) during training
 
     # ------------------------------------------------------------------ data
@@ -123,12 +124,12 @@ class FineMolTexTrainer(Trainer):
 
     # ------------------------------------------------------------------ loss
     def _accumulate(self, split: str, outputs, batch_size: int) -> None:
-        # A component the model did not compute (e.g. masked losses of a contrastive-only run) is NaN here and
-        # left out of the logs.
+        # A component the model does not compute (the masked losses of a contrastive-only run) is left out of the
+        # logs; a NaN one is kept, and shows.
+        parts = [getattr(outputs, name) for name in COMPONENTS]
+        self._absent = {name for name, part in zip(COMPONENTS, parts) if part is None}
         values = torch.stack([
-            getattr(outputs, name).detach().float() if getattr(outputs, name) is not None
-            else torch.tensor(float("nan"), device=outputs.loss.device)
-            for name in COMPONENTS
+            part.detach().float() if part is not None else torch.zeros((), device=outputs.loss.device) for part in parts
         ]) * batch_size
         self._sums[split] = values if self._sums[split] is None else self._sums[split] + values
         self._counts[split] += batch_size
@@ -146,7 +147,7 @@ class FineMolTexTrainer(Trainer):
         if count == 0:
             return {}
         return {
-            name: round(float(v) / count, 4) for name, v in zip(COMPONENTS, packed[:-1].tolist()) if not math.isnan(v)
+            name: round(float(v) / count, 4) for name, v in zip(COMPONENTS, packed[:-1].tolist()) if name not in self._absent
         }
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
