@@ -22,8 +22,9 @@ prompts and scorers, so the first scorer run pays for most of them: its share is
 "One λ at a time" rows give each lambda's hit ratio on its own, averaged over the lambdas, next to the number of
 distinct edits per source: the any-lambda rule rewards a scorer whose edits differ between lambdas (a random
 scorer's near-equal top scores are easily reordered by the Tanimoto term; a model's are not), so these rows show
-what the text does at equal chances. Whether one scorer beats another is judged by a paired bootstrap over the sources: the difference of group-mean
-loose hit ratios with a 95% interval (200 sources give intervals of several points on a 4-prompt group).
+what the text does at equal chances. Whether one scorer beats another is judged by a paired bootstrap over the
+sources: the difference of group-mean loose hit ratios with a 95% interval (200 sources give intervals of several
+points on a 4-prompt group).
 
     python benchmarks/bench_editing.py --full /path/full --contrastive /path/contrastive --output_json out.json
 
@@ -43,6 +44,8 @@ import random
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -129,8 +132,6 @@ def paired_bootstrap(hits: dict, pairs, groups, num_samples: int = 2000, seed: i
     paired and correlations between prompts are kept.
     -> label -> "a - b" -> {"difference", "low", "high"} (percentage points; 95% percentile interval).
     """
-    import numpy as np
-
     first = next(iter(next(iter(hits.values())).values()))
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(first), size=(num_samples, len(first)))
@@ -336,8 +337,6 @@ def main(argv=None):
     sensitivity = text_sensitivity(edits_by, sources, criteria, prompts, names)
     for label, cells in sensitivity["rows"]:
         lines.append(f"| | {label} | | " + " | ".join(f"{cells[n]} | " for n in names) + "|")
-    import numpy as np
-
     pairs = [(a, b) for a, b in (("full", "contrastive"), ("full", "random"), ("contrastive", "random")) if a in names and b in names]
     bootstrap = paired_bootstrap(
         {n: {i: np.array(v) for i, v in per_source_hits[n].items()} for n in names},
