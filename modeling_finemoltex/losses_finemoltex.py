@@ -128,6 +128,52 @@ def mask_words(
     return masked, labels
 
 
+def mask_text_states(
+    states: torch.Tensor,
+    word_mask: torch.Tensor,
+    mask_vector: torch.Tensor,
+    candidates: torch.Tensor,
+    scheme: str = "bert",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Masked text at the text-stream input, for a locked text encoder whose token states are cached.
+
+    The encoder is not run again on masked ids; instead the cached states of the masked positions are replaced.
+    The analogue of BERT's 80/10/10 rule on states:
+
+    - ``"bert"``: 80% of masked positions get `mask_vector` (a learned [MASK] state), 10% the cached state of a
+      random candidate token drawn from the whole batch (any row: the analogue of a random word), 10% keep their
+      own state (the head must not assume that a visible token is never a target);
+    - ``"mask"``: always `mask_vector`.
+
+    Neighbouring tokens' cached states were computed on the unmasked text, so they carry some context about the
+    masked word (a frozen contextual encoder cannot hide it); the fused pass still has to recover the word itself.
+
+    Args:
+        states: float (B, L, H) cached encoder states. word_mask: Bool (B, L), positions to predict.
+        mask_vector: float (H,). candidates: Bool (B, L), tokens a random replacement may come from.
+
+    Returns:
+        float (B, L, H), a new tensor (gradients flow into `mask_vector`).
+    """
+    word_mask = word_mask.bool()
+    fill = mask_vector.to(states.dtype).expand_as(states)
+    if scheme == "mask":
+        return torch.where(word_mask.unsqueeze(-1), fill, states)
+    if scheme != "bert":
+        raise ValueError(f"Unknown word masking scheme {scheme!r} (expected 'bert' or 'mask').")
+    u = _uniform(word_mask.shape, states.device, generator)
+    flat = states.reshape(-1, states.size(-1))
+    # random candidate position per slot, without a host sync: inverse CDF over the flattened candidate mask
+    cumulative = candidates.reshape(-1).long().cumsum(0)
+    total = cumulative[-1:].clamp(min=1)
+    draw = (_uniform(word_mask.shape, states.device, generator).reshape(-1) * total).long()
+    source = torch.searchsorted(cumulative, draw, right=True).clamp_(max=flat.size(0) - 1)
+    random_states = flat[source].view_as(states)
+    out = torch.where((word_mask & (u < 0.8)).unsqueeze(-1), fill, states)
+    return torch.where((word_mask & (u >= 0.8) & (u < 0.9)).unsqueeze(-1), random_states, out)
+
+
 # ---------------------------------------------------------------------------------------------- losses
 def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over rows with `labels != -100`, in fp32; exactly 0 (still attached to the graph, so
@@ -227,6 +273,7 @@ __all__ = [
     "contrastive_loss",
     "duplicate_negative_mask",
     "gather_features",
+    "mask_text_states",
     "mask_words",
     "masked_cross_entropy",
     "masked_motif_labels",

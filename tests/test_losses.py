@@ -100,6 +100,40 @@ def test_mask_words_mask_scheme():
         L.mask_words(ids, word_mask, 103, 30522, "span")
 
 
+def test_mask_text_states_bert_scheme_proportions_and_sources():
+    gen = torch.Generator().manual_seed(0)
+    b, length, h = 64, 50, 4
+    # each position's state encodes (row, position), so a replacement's source can be read back
+    states = torch.stack(torch.meshgrid(torch.arange(b).float(), torch.arange(length).float(), indexing="ij"), -1)
+    states = torch.cat([states, torch.ones(b, length, h - 2)], -1)
+    candidates = torch.rand(b, length, generator=gen) < 0.7
+    candidates[:, 0] = False  # e.g. [CLS]
+    word_mask = candidates & (torch.rand(b, length, generator=gen) < 0.5)
+    mask_vector = torch.full((h,), -7.0, requires_grad=True)
+    out = L.mask_text_states(states, word_mask, mask_vector, candidates, "bert", torch.Generator().manual_seed(1))
+    assert torch.equal(out[~word_mask], states[~word_mask])  # untouched outside the mask
+    sel, orig = out[word_mask], states[word_mask]
+    is_mask = (sel == -7.0).all(-1)
+    is_kept = (sel == orig).all(-1)
+    replaced = sel[~is_mask & ~is_kept]
+    assert abs(is_mask.float().mean().item() - 0.8) < 0.03 and abs(is_kept.float().mean().item() - 0.1) < 0.03
+    assert len(replaced) > 50
+    rows, cols = replaced[:, 0].long(), replaced[:, 1].long()
+    assert candidates[rows, cols].all()  # replacements are real candidate tokens, never [CLS]/padding
+    assert len(set(rows.tolist())) > 20  # drawn from the whole batch, not one row
+    out.sum().backward()
+    assert mask_vector.grad is not None and mask_vector.grad.sum() == is_mask.sum() * h
+
+
+def test_mask_text_states_mask_scheme_and_errors():
+    states = torch.arange(12.0).view(1, 4, 3)
+    word_mask = torch.tensor([[False, True, False, True]])
+    out = L.mask_text_states(states, word_mask, torch.zeros(3) - 1, torch.ones(1, 4, dtype=torch.bool), "mask")
+    assert torch.equal(out[0, [1, 3]], torch.full((2, 3), -1.0)) and torch.equal(out[0, [0, 2]], states[0, [0, 2]])
+    with pytest.raises(ValueError, match="span"):
+        L.mask_text_states(states, word_mask, torch.zeros(3), word_mask, "span")
+
+
 # ----------------------------------------------------------------------------------------- losses
 def test_masked_cross_entropy_empty_is_zero_with_grad():
     logits = torch.randn(0, 7, requires_grad=True)
