@@ -18,6 +18,7 @@ from transformers import PreTrainedTokenizerBase
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
+from .text_states_finemoltex import OFFSET_COLUMN
 from .tokenization_finemoltex import GRAPH_COLUMNS, FineMolTexGraphTokenizer, MoleculeParseError, collate_graphs
 
 TEXT_COLUMNS = ("input_ids",)
@@ -32,7 +33,9 @@ class FineMolTexDataCollator:
     the model, so every epoch sees new masks. Other numeric columns (``labels``…) are stacked as they are.
 
     Output keys: ``graph_*`` and ``motif_*`` (see `collate_graphs`), ``input_ids`` and
-    ``attention_mask`` (B, L) when rows have text, and any extra numeric columns.
+    ``attention_mask`` (B, L) when rows have text, ``text_encoder_states`` float32 (B, L, H) when
+    ``text_states`` (a `FineMolTexTextStateCache`) is given and rows carry ``text_state_offset``
+    (locked-text pre-training), and any extra numeric columns.
     """
 
     num_atom_features: int
@@ -40,6 +43,7 @@ class FineMolTexDataCollator:
     text_pad_token_id: int = 0
     pad_to_multiple_of: int | None = 8
     return_tensors: str = "pt"
+    text_states: Any = None
 
     @classmethod
     def from_processor(cls, processor: "FineMolTexProcessor", **kwargs) -> "FineMolTexDataCollator":
@@ -47,20 +51,34 @@ class FineMolTexDataCollator:
         pad = getattr(processor.tokenizer, "pad_token_id", None) if processor.tokenizer is not None else None
         return cls(len(graph.atom_feature_sizes), len(graph.bond_feature_sizes), pad or 0, **kwargs)
 
+    def pad_text(self, rows: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+        """The text side of a batch: ``input_ids`` and ``attention_mask`` Int64 (B, L) padded to the longest row
+        (rounded up to ``pad_to_multiple_of``), and ``text_encoder_states`` float32 (B, L, H) from the cache when the
+        collator has one."""
+        ids = [np.asarray(r["input_ids"], dtype=np.int64).reshape(-1) for r in rows]
+        width = max(len(x) for x in ids)
+        if self.pad_to_multiple_of:
+            width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        input_ids = np.full((len(ids), width), self.text_pad_token_id, dtype=np.int64)
+        attention_mask = np.zeros((len(ids), width), dtype=np.int64)
+        for b, x in enumerate(ids):
+            input_ids[b, : len(x)] = x
+            attention_mask[b, : len(x)] = 1
+        out = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if self.text_states is not None:
+            if any(OFFSET_COLUMN not in r for r in rows):
+                raise KeyError(
+                    f"The collator has cached text states but a row has no {OFFSET_COLUMN!r} column "
+                    "(see text_states_finemoltex.attach_text_states)."
+                )
+            out["text_encoder_states"] = self.text_states.gather([r[OFFSET_COLUMN] for r in rows], [len(x) for x in ids], width)
+        return out
+
     def __call__(self, rows: Sequence[dict[str, Any]]) -> dict:
         batch = collate_graphs(rows, self.num_atom_features, self.num_bond_features, return_tensors=None)
         if rows and "input_ids" in rows[0]:
-            ids = [np.asarray(r["input_ids"], dtype=np.int64).reshape(-1) for r in rows]
-            width = max(len(x) for x in ids)
-            if self.pad_to_multiple_of:
-                width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
-            input_ids = np.full((len(ids), width), self.text_pad_token_id, dtype=np.int64)
-            attention_mask = np.zeros((len(ids), width), dtype=np.int64)
-            for b, x in enumerate(ids):
-                input_ids[b, : len(x)] = x
-                attention_mask[b, : len(x)] = 1
-            batch["input_ids"], batch["attention_mask"] = input_ids, attention_mask
-        skip = set(GRAPH_COLUMNS) | {"input_ids", "attention_mask", "length"}
+            batch.update(self.pad_text(rows))
+        skip = set(GRAPH_COLUMNS) | {"input_ids", "attention_mask", "length", OFFSET_COLUMN}
         for key in rows[0].keys() if rows else ():
             if key in skip or key in batch:
                 continue
