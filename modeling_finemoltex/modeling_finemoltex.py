@@ -9,6 +9,8 @@ slots per molecule, K atom->motif memberships, L text tokens):
   motif_attention_mask Long (B, M); motif_position_ids Long (B, M) (0 for CLS/padding, 1+BFS position).
 - motif_membership Long (2, K): row 0 global atom index, row 1 flat motif slot b*M+m (m >= 1).
 - input_ids, attention_mask (and optionally token_type_ids) Long (B, L).
+- text_encoder_states (optional) float (B, L, H_text_encoder): cached token states of a locked text encoder
+  (`text_states_finemoltex`); when given, the text encoder is not run and `input_ids` only serve as MLM targets.
 
 Architecture (defaults = the reference):
 
@@ -50,6 +52,7 @@ from .losses_finemoltex import (
     contrastive_logits,
     duplicate_negative_mask,
     gather_features,
+    mask_text_states,
     mask_words,
     masked_cross_entropy,
     masked_motif_labels,
@@ -446,6 +449,14 @@ def check_batch(config: FineMolTexConfig, batch: dict, values: bool = True) -> N
         vocab = getattr(config.text_config, "vocab_size", None)
         if vocab is not None:
             conditions[f"input_ids outside the text vocabulary (size {vocab})"] = ((input_ids < 0) | (input_ids >= vocab)).any()
+        states = batch.get("text_encoder_states")
+        if states is not None:
+            expected = (*input_ids.shape, config.text_config.hidden_size)
+            if tuple(states.shape) != expected:
+                raise ValueError(
+                    f"`text_encoder_states` must be (B, L, text hidden size) = {expected}, got {tuple(states.shape)}."
+                )
+            conditions["text_encoder_states has NaN/inf values"] = ~torch.isfinite(states).all()
     if motif_ids is not None:
         for name in GRAPH_INPUT_NAMES:
             if batch.get(name) is None:
@@ -571,6 +582,8 @@ class FineMolTexPreTrainedModel(PreTrainedModel):
             init.normal_(module.mask_embedding, mean=0.0, std=std)
         elif isinstance(module, FineMolTexModel) and module.logit_scale is not None:
             init.constant_(module.logit_scale, math.log(1.0 / self.config.contrastive_temperature))
+        elif isinstance(module, FineMolTexForPreTraining):
+            init.normal_(module.text_state_mask_embedding, mean=0.0, std=std)
 
 
 # ================================================================================================ base model
@@ -643,12 +656,25 @@ class FineMolTexModel(FineMolTexPreTrainedModel):
         return atom_states, self.motif_embeddings.project(pooled)
 
     def encode_text_tokens(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        text_encoder_states: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """HF text encoder + projection to the text-stream width: -> (encoder states, stream input (B, L, Dt))."""
-        kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
-        encoder_states = self.text_model(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+        """HF text encoder + projection to the text-stream width: -> (encoder states (B, L, H), stream input
+        (B, L, Dt)). With `text_encoder_states` (cached states of a locked encoder) the encoder is not run."""
+        if text_encoder_states is None:
+            kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+            encoder_states = self.text_model(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+        else:
+            encoder_states = text_encoder_states.to(self.text_input_projection_dtype)
         return encoder_states, self.text_input_projection(encoder_states)
+
+    @property
+    def text_input_projection_dtype(self) -> torch.dtype:
+        """The dtype cached states are cast to: the text encoder's parameter dtype (what it would output)."""
+        return next(self.text_model.parameters()).dtype
 
     def graph_embeds_from_motif_states(self, motif_states: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.graph_projection(motif_states[:, 0]).float(), dim=-1)
@@ -728,6 +754,7 @@ class FineMolTexModel(FineMolTexPreTrainedModel):
         motif_position_ids: torch.Tensor | None = None,
         motif_membership: torch.Tensor | None = None,
         duplicate_key: torch.Tensor | None = None,
+        text_encoder_states: torch.Tensor | None = None,
         return_loss: bool = False,
         return_dict: bool | None = None,
         **kwargs,
@@ -745,6 +772,7 @@ class FineMolTexModel(FineMolTexPreTrainedModel):
             motif_attention_mask=motif_attention_mask,
             motif_position_ids=motif_position_ids,
             motif_membership=motif_membership,
+            text_encoder_states=text_encoder_states,
         )
         if input_ids is None or motif_input_ids is None:
             raise ValueError("FineMolTexModel.forward needs both the text and the graph inputs; use get_text_features / get_graph_features for one tower.")
@@ -755,7 +783,7 @@ class FineMolTexModel(FineMolTexPreTrainedModel):
         )
         motif_inputs = self.motif_embeddings(projected, motif_input_ids, motif_attention_mask, motif_position_ids)
         motif_states = self.fusion.encode_motifs(motif_inputs, motif_attention_mask.bool())
-        encoder_states, stream_inputs = self.encode_text_tokens(input_ids, attention_mask, token_type_ids)
+        encoder_states, stream_inputs = self.encode_text_tokens(input_ids, attention_mask, token_type_ids, text_encoder_states)
         text_states = self.fusion.encode_text(stream_inputs, attention_mask.bool())
         graph_embeds = self.graph_embeds_from_motif_states(motif_states)
         text_embeds = self.text_embeds_from_text_states(text_states)
@@ -805,6 +833,8 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
         self.finemoltex = FineMolTexModel(config)
         self.motif_head = FineMolTexPredictionHead(config.motif_stream_hidden_size, config.num_motif_targets, config)
         self.mlm_head = FineMolTexPredictionHead(config.text_stream_hidden_size, config.text_config.vocab_size, config)
+        # [MASK] state for masked words when the text encoder's states are cached (locked text, `mask_text_states`)
+        self.text_state_mask_embedding = nn.Parameter(torch.zeros(config.text_config.hidden_size))
         self._mask_generator: torch.Generator | None = None
         self.post_init()
 
@@ -844,6 +874,7 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
         word_mask: torch.Tensor | None = None,
         motif_importance: torch.Tensor | None = None,
         mask_seed: int | None = None,
+        text_encoder_states: torch.Tensor | None = None,
         return_loss: bool = True,
         return_dict: bool | None = None,
         **kwargs,
@@ -864,6 +895,7 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
             motif_attention_mask=motif_attention_mask,
             motif_position_ids=motif_position_ids,
             motif_membership=motif_membership,
+            text_encoder_states=text_encoder_states,
         )
         check_batch(config, batch, values=config.check_inputs)
         num_molecules, num_slots = motif_input_ids.shape
@@ -879,8 +911,8 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
                 scores = motif_importance if motif_importance is not None else self.default_motif_importance(motif_input_ids)
             motif_mask = sample_mask(candidates, config.motif_mask_rate, generator, scores, config.importance_temperature)
         motif_mask = motif_mask.bool()
+        candidates = word_candidates(input_ids, attention_mask, config.text_special_token_ids)
         if word_mask is None:
-            candidates = word_candidates(input_ids, attention_mask, config.text_special_token_ids)
             word_mask = sample_mask(candidates, config.word_mask_rate, generator)
         word_mask = word_mask.bool()
         masked_input_ids, word_labels = mask_words(
@@ -901,11 +933,19 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
         clean_motifs = model.motif_embeddings(projected, motif_input_ids, motif_attention_mask, motif_position_ids)
         masked_motifs = model.motif_embeddings(projected, motif_input_ids, motif_attention_mask, motif_position_ids, motif_mask)
 
-        # ---- text: clean and masked text through the encoder in one call
-        both_types = torch.cat([token_type_ids, token_type_ids]) if token_type_ids is not None else None
-        _, text_inputs = model.encode_text_tokens(
-            torch.cat([input_ids, masked_input_ids]), torch.cat([attention_mask, attention_mask]), both_types
-        )
+        # ---- text: clean and masked text through the encoder in one call, or, with cached states of a locked
+        # encoder, the masked words replaced at the stream input (no encoder pass at all)
+        if text_encoder_states is not None:
+            states = text_encoder_states.to(model.text_input_projection_dtype)
+            masked_states = mask_text_states(
+                states, word_mask, self.text_state_mask_embedding, candidates, config.word_masking_scheme, generator
+            )
+            text_inputs = model.text_input_projection(torch.cat([states, masked_states]))
+        else:
+            both_types = torch.cat([token_type_ids, token_type_ids]) if token_type_ids is not None else None
+            _, text_inputs = model.encode_text_tokens(
+                torch.cat([input_ids, masked_input_ids]), torch.cat([attention_mask, attention_mask]), both_types
+            )
         clean_text, masked_text = text_inputs[:num_molecules], text_inputs[num_molecules:]
         text_padding = attention_mask.bool()
 
@@ -962,7 +1002,9 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
         motifs = model.motif_embeddings(
             projected, batch["motif_input_ids"], batch["motif_attention_mask"], batch["motif_position_ids"]
         )
-        _, text = model.encode_text_tokens(batch["input_ids"], batch["attention_mask"], token_type_ids)
+        _, text = model.encode_text_tokens(
+            batch["input_ids"], batch["attention_mask"], token_type_ids, batch.get("text_encoder_states")
+        )
         graph_embeds = model.graph_embeds_from_motif_states(
             model.fusion.encode_motifs(motifs, batch["motif_attention_mask"].bool())
         )

@@ -475,3 +475,69 @@ def test_pretrained_text_weights_survive(tmp_path, batch):
     # GIN init stays PyTorch-default-like (not normal(0.02)), so graph embeddings are not vanishingly small
     first_linear = model.finemoltex.graph_encoder.layers[0].mlp[0].weight
     assert first_linear.std() > 0.05
+
+
+# ----------------------------------------------------------------------------------------- cached text states
+def _encoder_states(model, batch):
+    with torch.no_grad():
+        return model.finemoltex.text_model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+        ).last_hidden_state
+
+
+def test_cached_text_states_give_the_encoder_path_and_never_run_the_encoder(config, batch):
+    model = _model(FineMolTexForPreTraining, config).eval()
+    states = _encoder_states(model, batch)
+    calls = []
+    model.finemoltex.text_model.register_forward_hook(lambda *args: calls.append(1))
+    with torch.no_grad():
+        cached = model(**batch, text_encoder_states=states, mask_seed=3)
+        assert not calls  # the cached path never runs the text encoder
+        plain = model(**batch, mask_seed=3)
+        features = model.finemoltex.get_text_features(batch["input_ids"], batch["attention_mask"])
+        half = model(**batch, text_encoder_states=states.half().float(), mask_seed=3)
+    # the coarse (retrieval) side is the same computation: inference embeddings equal the cached training ones
+    torch.testing.assert_close(cached.text_embeds, plain.text_embeds, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(cached.text_embeds, features, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(cached.contrastive_loss, plain.contrastive_loss, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(half.text_embeds, features, rtol=0, atol=5e-3)  # float16 storage
+    # masks and MLM targets: the original word ids at the masked positions
+    assert torch.equal(cached.word_mask, plain.word_mask) and cached.word_mask.any()
+    assert torch.equal(cached.mlm_labels, batch["input_ids"][cached.word_mask])
+
+
+def test_cached_masked_word_state_never_reaches_its_prediction(batch):
+    config = tiny_config(word_masking_scheme="mask")
+    model = _model(FineMolTexForPreTraining, config).eval()
+    states = _encoder_states(model, batch)
+    word_mask = torch.zeros_like(batch["attention_mask"], dtype=torch.bool)
+    word_mask[:, 2] = True
+    poked = states.clone()
+    poked[:, 2] += 100.0 * torch.randn_like(poked[:, 2])  # only the masked positions' own states change
+    with torch.no_grad():
+        a = model(**batch, text_encoder_states=states, word_mask=word_mask, mask_seed=0)
+        b = model(**batch, text_encoder_states=poked, word_mask=word_mask, mask_seed=0)
+    assert torch.equal(a.mlm_logits, b.mlm_logits) and torch.equal(a.masked_motif_logits, b.masked_motif_logits)
+    assert not torch.allclose(a.text_embeds, b.text_embeds)  # ... while the unmasked (coarse) pass does see them
+
+
+def test_cached_path_trains_the_mask_state_and_checks_shapes(config, batch):
+    model = _model(FineMolTexForPreTraining, config)
+    model.finemoltex.text_model.requires_grad_(False)
+    states = _encoder_states(model, batch)
+    out = model(**batch, text_encoder_states=states, mask_seed=0)
+    out.loss.backward()
+    assert model.text_state_mask_embedding.grad is not None and model.text_state_mask_embedding.grad.abs().sum() > 0
+    assert model.finemoltex.graph_encoder.layers[0].mlp[0].weight.grad is not None
+    with pytest.raises(ValueError, match="text_encoder_states"):
+        model(**batch, text_encoder_states=states[:, :-1])
+    bad = states.clone()
+    bad[0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="text_encoder_states has NaN"):
+        model(**batch, text_encoder_states=bad)
+    coarse = FineMolTexForPreTraining(tiny_config(masked_motif_weight=0.0, masked_lm_weight=0.0)).eval()
+    coarse.load_state_dict(model.state_dict())
+    coarse.finemoltex.text_model.register_forward_hook(lambda *args: pytest.fail("encoder ran"))
+    with torch.no_grad():
+        only = coarse(**batch, text_encoder_states=states)
+    assert torch.isfinite(only.loss)
