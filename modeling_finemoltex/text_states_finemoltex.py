@@ -149,7 +149,7 @@ class FineMolTexTextStateCache:
         splits: Sequence,
         path: str | os.PathLike,
         key: str,
-        batch_size: int = 64,
+        batch_size: int = 32,
         dtype: str = "float16",
         pad_token_id: int = 0,
         show_progress: bool = True,

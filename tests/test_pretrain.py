@@ -5,6 +5,7 @@ temporary folder, a few dozen ChEBI-20 sample pairs, one thread.
 """
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -153,7 +154,8 @@ def test_nan_loss_stops_before_the_optimizer_step_and_keeps_the_last_checkpoint(
     monkeypatch.setattr(FineMolTexForPreTraining, "forward", poisoned)
     out = tmp_path / "nan"
     with pytest.raises(NonFiniteLossError, match=r"step 3.*checkpoint-2"):
-        pretrain.main(tiny_args(tiny_text_encoder, out, data_cache, "--max_steps", "6", "--max_eval_samples", "0"))
+        pretrain.main(tiny_args(tiny_text_encoder, out, data_cache, "--max_steps", "6", "--max_eval_samples", "0",
+                                "--freeze_text_model", "false"))  # the trained-encoder path (paper preset default)
     assert (out / "checkpoint-2").is_dir() and not (out / "checkpoint-4").exists()
     from safetensors.torch import load_file
 
@@ -182,6 +184,51 @@ def test_frozen_text_encoder_stays_fixed_while_the_graph_side_trains(tiny_text_e
     graph = [k for k in trained if "graph_encoder" in k]
     assert graph and all(k in snapshot.before for k in graph)
     assert any(not torch.equal(trained[k], snapshot.before[k]) for k in graph)  # ... while the graph tower trained
+
+
+class _EncoderCalls:
+    """Counts forward calls of the text encoder between the start and the end of training."""
+
+    def __init__(self):
+        from transformers import TrainerCallback
+
+        outer = self
+        self.calls = 0
+
+        class Callback(TrainerCallback):
+            def on_train_begin(_, args, state, control, model=None, **kwargs):
+                outer.handle = model.finemoltex.text_model.register_forward_hook(lambda *a: setattr(outer, "calls", outer.calls + 1))
+
+            def on_train_end(_, args, state, control, **kwargs):
+                outer.handle.remove()
+
+        self.callback = Callback()
+
+
+def test_locked_text_encoder_is_cached_once_and_never_run_in_training(tiny_text_encoder, tmp_path, caplog):
+    cache = tmp_path / "cache"
+    args = ("--max_steps", "3", "--save_strategy", "no", "--eval_strategy", "steps", "--eval_steps", "2")
+    counter = _EncoderCalls()
+    first = pretrain.main(tiny_args(tiny_text_encoder, tmp_path / "a", cache, *args), callbacks=[counter.callback])
+    assert counter.calls == 0  # the tiny preset locks the encoder; its states come from the cache (train and eval)
+    assert first["text_encoder"] == "locked, cached states"
+    files = sorted(cache.glob("text_states-*.npy"))
+    assert len(files) == 1 and Path(str(files[0]) + ".json").is_file()
+    stamp = files[0].stat().st_mtime_ns
+    assert first["eval_masked_lm_loss"] > 0 and first["train_contrastive_loss"] is not None
+    pretrain.main(tiny_args(tiny_text_encoder, tmp_path / "b", cache, *args))
+    assert sorted(cache.glob("text_states-*.npy")) == files and files[0].stat().st_mtime_ns == stamp  # reused
+    with open(files[0], "r+b") as f:  # a truncated cache is rebuilt, never read
+        f.truncate(files[0].stat().st_size // 2)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        pretrain.main(tiny_args(tiny_text_encoder, tmp_path / "c", cache, *args))
+    assert "Rebuilding the text-state cache" in caplog.text and files[0].name in caplog.text
+    assert files[0].stat().st_size > 0 and files[0].stat().st_mtime_ns != stamp
+    uncached = _EncoderCalls()
+    pretrain.main(tiny_args(tiny_text_encoder, tmp_path / "d", cache, *args, "--cache_text_states", "false"),
+                  callbacks=[uncached.callback])
+    assert uncached.calls >= 3  # locked but not cached: the encoder runs every step
 
 
 # ---------------------------------------------------------------------------------------------- continue
