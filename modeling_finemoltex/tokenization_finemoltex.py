@@ -574,6 +574,52 @@ def _decompose_partition(desc: _Molecule, cut: np.ndarray) -> _Motifs:
     return _Motifs(motifs, member_atom, member_motif, edges, "brics" if n > 1 else "single_atom")
 
 
+def _merge_bridged_rings(rings: list[list[int]], n: int) -> list[set[int]]:
+    """Merge rings sharing more than two atoms (bridged systems), repeatedly, until no two groups do.
+
+    Merging only grows groups and "shares > 2 atoms" stays true for supersets, so the final partition does not
+    depend on the merge order (it is the finest one without such a pair): union-find can merge every pair found
+    in one pass, and a pass repeats only when a merge created a new pair. A pass counts shared atoms through each
+    atom's groups: O(sum of ring sizes x rings per atom), not the O(R^2) pair scan restarted after every merge.
+
+    Args:
+        rings: atom indices of each ring (R lists). n: atoms in the molecule.
+    Returns: the merged groups as atom sets (ordered by their first ring).
+    """
+    parent = list(range(len(rings)))
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    changed = True
+    while changed:
+        changed = False
+        members: dict[int, set[int]] = {}  # group root -> atoms
+        for r, ring in enumerate(rings):
+            members.setdefault(find(r), set()).update(ring)
+        groups_of_atom: list[list[int]] = [[] for _ in range(n)]
+        for root, atoms in members.items():
+            for a in atoms:
+                groups_of_atom[a].append(root)
+        for root, atoms in members.items():
+            shared: Counter = Counter()
+            for a in atoms:
+                shared.update(g for g in groups_of_atom[a] if g != root)
+            for other, count in shared.items():
+                if count > 2:
+                    x, y = find(root), find(other)
+                    if x != y:
+                        parent[max(x, y)] = min(x, y)
+                        changed = True
+    merged: dict[int, set[int]] = {}
+    for r, ring in enumerate(rings):
+        merged.setdefault(find(r), set()).update(ring)
+    return list(merged.values())
+
+
 def _junction_tree(mol) -> tuple[list[list[int]], list[tuple[int, int]]]:
     """Junction-tree cliques and tree edges of a molecule whose atoms are in canonical order."""
     n = mol.GetNumAtoms()
@@ -584,18 +630,7 @@ def _junction_tree(mol) -> tuple[list[list[int]], list[tuple[int, int]]]:
             i, j = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
             cliques.append(sorted((i, j)))
             covered[i] = covered[j] = True
-    rings = [set(r) for r in Chem.GetSymmSSSR(mol)]
-    merged = True  # merge rings sharing more than two atoms (bridged systems) until nothing changes
-    while merged:
-        merged = False
-        for x in range(len(rings)):
-            for y in range(x + 1, len(rings)):
-                if len(rings[x] & rings[y]) > 2:
-                    rings[x] |= rings.pop(y)
-                    merged = True
-                    break
-            if merged:
-                break
+    rings = _merge_bridged_rings([list(r) for r in Chem.GetSymmSSSR(mol)], n)
     for ring in rings:
         cliques.append(sorted(ring))
         for a in ring:
@@ -667,11 +702,18 @@ def _decompose_junction_tree(desc: _Molecule) -> _Motifs:
     lookup = dict(zip((output_order[canon_desc.begin] * n + output_order[canon_desc.end]).tolist(), canon_order2.tolist()))
     lookup.update(zip((output_order[canon_desc.end] * n + output_order[canon_desc.begin]).tolist(), canon_order2.tolist()))
     order2 = np.array([lookup[c] for c in (desc.begin * n + desc.end).tolist()], dtype=np.int64)
-    bond_groups = []
-    for atoms in groups:
-        inside = np.zeros(n, dtype=bool)
-        inside[atoms] = True
-        bond_groups.append(np.flatnonzero(inside[desc.begin] & inside[desc.end]))
+    # bonds inside each motif: a bond belongs to the motifs holding both its atoms (atoms hold few motifs, so this
+    # is linear; a dense per-motif atom mask would cost O(n x motifs) on long chains)
+    motifs_of_atom: list[list[int]] = [[] for _ in range(n)]
+    for a, m in zip(member_atom.tolist(), member_motif.tolist()):
+        motifs_of_atom[a].append(m)
+    bond_lists: list[list[int]] = [[] for _ in groups]
+    for b, (i, j) in enumerate(zip(desc.begin.tolist(), desc.end.tolist())):
+        held = motifs_of_atom[j]
+        for m in motifs_of_atom[i]:
+            if m in held:
+                bond_lists[m].append(b)
+    bond_groups = [np.array(bonds, dtype=np.int64) for bonds in bond_lists]
     motifs = [_motif_smiles(key) for key in _pack_keys(desc, order2, groups, bond_groups)]
     return _Motifs(motifs, member_atom, member_motif, edges, "junction_tree")
 
