@@ -302,7 +302,7 @@ def test_pipeline_embeddings_match_the_retrieval_functions_and_report_bad_items(
 
     monkeypatch.setattr(pipeline_module, "embed_molecules", recording)
     out = pipe(smiles=MOLECULES + ["", 7], batch_size=2)
-    assert batch_sizes == [2]
+    assert batch_sizes == [2, 2, 2]  # one call per batch of 2 of the 5 strings (the time budget is checked between)
     monkeypatch.undo()
     assert [r["index"] for r in out] == list(range(len(MOLECULES) + 2))
     bad = {r["index"]: r["error"] for r in out if "error" in r}
