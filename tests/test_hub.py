@@ -184,6 +184,15 @@ def test_upload_records_files_card_and_commit(published, pretrained, retrieval_j
 
     assert FineMolTexProcessor._auto_class is None
 
+    # no local path of this machine anywhere in the published text files (text_config._name_or_path, the
+    # vocabulary's build.source, ...); the card may name the data file, but not where it lies
+    for name, content in files.items():
+        if name.endswith((".json", ".md", ".txt")):
+            assert str(pretrained.parent).encode() not in content, name
+    for vocab_file in ("motif_vocab.json", "graph_tokenizer/motif_vocab.json"):
+        source = json.loads(files[vocab_file])["build"].get("source")
+        assert source and "/" not in source, (vocab_file, source)  # the file name only
+
     card = files["README.md"].decode()
     meta = _front_matter(card)
     assert meta["library_name"] == "transformers" and meta["pipeline_tag"] == "feature-extraction"
