@@ -114,7 +114,8 @@ class MoleculeTooLargeError(MoleculeParseError):
 DEFAULT_MAX_ATOMS = 1000
 _DISPLAY_CHARS = 80
 # one written atom: a bracket atom, a two-letter organic-subset symbol, or a one-letter one (aromatic too)
-_WRITTEN_ATOM = re.compile(r"\[[^\]]*\]|Cl|Br|[BCNOPSFIbcnops*]")
+# (a bracket stops at the next "[" too: "[" * 20000 must not cost a quadratic backtracking scan)
+_WRITTEN_ATOM = re.compile(r"\[[^\[\]]*\]|Cl|Br|[BCNOPSFIbcnops*]")
 _NOT_SMILES_CHAR = re.compile(r"[^!-~]")  # anything but printable ASCII without space
 
 
