@@ -924,13 +924,39 @@ def _fast_motif_smiles(key: bytes) -> str | None:
     return smiles
 
 
+_PARSE_ATOM_BUDGET = 4096  # atoms parsed and held at once by the batch methods (see `_atom_chunks`)
+
+
+def _atom_chunks(smiles: Sequence, budget: int = _PARSE_ATOM_BUDGET) -> Iterable[tuple[int, int]]:
+    """(start, stop) slices of ``smiles`` holding at most ``budget`` atoms each (`count_atoms`; at least one item).
+
+    RDKit molecules can be large in memory (a parsed 1,000-atom ring holds ~40 MB of ring data), so the batch
+    methods parse and encode a slice at a time instead of holding every molecule of a batch at once (a slice of
+    ~130 drug-like molecules still feeds the vectorised path well).
+    """
+    start, atoms = 0, 0
+    for i, s in enumerate(smiles):
+        n = count_atoms(s) if isinstance(s, str) else 0
+        if i > start and atoms + n > budget:
+            yield start, i
+            start, atoms = i, 0
+        atoms += n
+    if start < len(smiles):
+        yield start, len(smiles)
+
+
 def _parse_many(
-    smiles: Sequence[str], ignore_errors: bool, errors: dict[int, str] | None = None, max_atoms: int | None = DEFAULT_MAX_ATOMS
+    smiles: Sequence[str],
+    ignore_errors: bool,
+    errors: dict[int, str] | None = None,
+    max_atoms: int | None = DEFAULT_MAX_ATOMS,
+    offset: int = 0,
 ):
     """`parse_smiles` over a batch -> (molecules, stripped strings, kept indices). A failure raises unless
-    ``ignore_errors``; then it is skipped, and its message stored in ``errors`` (keyed by index) if given."""
+    ``ignore_errors``; then it is skipped, and its message stored in ``errors`` (keyed by index) if given.
+    Indices (in messages too) count from ``offset``."""
     mols, texts, kept = [], [], []
-    for i, s in enumerate(smiles):
+    for i, s in enumerate(smiles, start=offset):
         try:
             mols.append(parse_smiles(s, index=i, max_atoms=max_atoms))
         except MoleculeParseError as err:
@@ -1612,15 +1638,18 @@ class FineMolTexGraphTokenizer(PreTrainedTokenizer):
     ) -> list[MotifDecomposition | None]:
         """`decompose` of many SMILES at once (vectorised, as `encode_batch`). An unparsable SMILES raises
         `MoleculeParseError` naming its index, or with ``ignore_errors`` gives None in its place."""
-        mols, texts, kept = _parse_many(smiles, ignore_errors, max_atoms=self.max_atoms)
+        smiles = list(smiles)
         out: list = [None] * len(smiles)
-        with _gc_paused():
-            for i, enc in zip(kept, _encode_mols(mols, texts, self.feature_set, with_edges=True)):
-                if isinstance(enc, _Failure):
-                    if not ignore_errors:
-                        raise enc.error(smiles[i], i)
-                    continue
-                out[i] = self._decomposition(enc)
+        for start, stop in _atom_chunks(smiles):
+            mols, texts, kept = _parse_many(smiles[start:stop], ignore_errors, max_atoms=self.max_atoms, offset=start)
+            with _gc_paused():
+                for i, enc in zip(kept, _encode_mols(mols, texts, self.feature_set, with_edges=True)):
+                    if isinstance(enc, _Failure):
+                        if not ignore_errors:
+                            raise enc.error(smiles[i], i)
+                        continue
+                    out[i] = self._decomposition(enc)
+            del mols  # (the next slice's molecules replace these)
         return out
 
     @staticmethod
@@ -1690,21 +1719,26 @@ class FineMolTexGraphTokenizer(PreTrainedTokenizer):
         in which case it is skipped and left out of the kept indices (and its message stored in ``errors``,
         keyed by index, when a dict is given).
         """
-        mols, texts, parsed = _parse_many(smiles, ignore_errors, errors, max_atoms=self.max_atoms)
+        smiles = list(smiles)
         columns: dict[str, list] = {name: [] for name in GRAPH_COLUMNS}
         kept = []
-        with _gc_paused():
-            for i, enc in zip(parsed, _encode_mols(mols, texts, self.feature_set)):
-                if isinstance(enc, _Failure):
-                    if not ignore_errors:
-                        raise enc.error(smiles[i], i)
-                    if errors is not None:
-                        errors[i] = str(enc.error(smiles[i], i))
-                    continue
-                row = self._row(enc, i)
-                kept.append(i)
-                for name in GRAPH_COLUMNS:
-                    columns[name].append(row[name])
+        for start, stop in _atom_chunks(smiles):
+            mols, texts, parsed = _parse_many(
+                smiles[start:stop], ignore_errors, errors, max_atoms=self.max_atoms, offset=start
+            )
+            with _gc_paused():
+                for i, enc in zip(parsed, _encode_mols(mols, texts, self.feature_set)):
+                    if isinstance(enc, _Failure):
+                        if not ignore_errors:
+                            raise enc.error(smiles[i], i)
+                        if errors is not None:
+                            errors[i] = str(enc.error(smiles[i], i))
+                        continue
+                    row = self._row(enc, i)
+                    kept.append(i)
+                    for name in GRAPH_COLUMNS:
+                        columns[name].append(row[name])
+            del mols  # (the next slice's molecules replace these)
         return columns, kept
 
     def __call__(self, smiles, ignore_errors: bool = False, return_tensors: str | None = "pt", **kwargs):

@@ -391,3 +391,43 @@ def test_handler_loads_only_local_folders(tmp_path, monkeypatch):
     monkeypatch.delenv("FINEMOLTEX_ALLOW_HUB_CODE", raising=False)
     with pytest.raises(ValueError, match="not a local folder.*FINEMOLTEX_ALLOW_HUB_CODE"):
         handler_module.EndpointHandler("someone/finemoltex-with-surprises")
+
+
+# ------------------------------------------------------------------------------------ memory per request
+def test_batch_methods_hold_a_bounded_number_of_atoms(tok, monkeypatch):
+    smiles = ["CCO", "c1ccccc1O", "not smiles", "CC(=O)Oc1ccccc1C(=O)O", "[Na+].[Cl-]", "C1CC2CCC1CC2"] * 3
+    whole_errors, sliced_errors = {}, {}
+    whole = tok.encode_batch(smiles, ignore_errors=True, errors=whole_errors)
+    whole_motifs = [d and d.motifs for d in tok.decompose_batch(smiles, ignore_errors=True)]
+    assert len(list(tokmod._atom_chunks(smiles))) == 1 and len(list(tokmod._atom_chunks(smiles, budget=10))) > 5
+    monkeypatch.setattr(tokmod, "_PARSE_ATOM_BUDGET", 10)
+    monkeypatch.setattr(tokmod._atom_chunks, "__defaults__", (10,))
+    sliced = tok.encode_batch(smiles, ignore_errors=True, errors=sliced_errors)
+    assert sliced == whole and sliced_errors == whole_errors and sorted(whole_errors) == [2, 8, 14]
+    assert [d and d.motifs for d in tok.decompose_batch(smiles, ignore_errors=True)] == whole_motifs
+    with pytest.raises(MoleculeParseError, match="index 2"):  # indices stay global across slices
+        tok.encode_batch(smiles)
+
+
+def test_many_large_rings_do_not_pile_up_in_memory():
+    # a parsed 1,000-atom ring holds ~40 MB in RDKit: 25 of them held at once took 1.1 GB more
+    result = _run_python("""
+        import resource
+        from modeling_finemoltex import FineMolTexGraphTokenizer
+        tok = FineMolTexGraphTokenizer()
+        tok.decompose("C1CCCCC1")
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        columns, kept = tok.encode_batch(["C1" + "C" * 998 + "C1"] * 25)
+        print("GROWTH_MB", (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024, len(kept))
+    """)
+    assert result.returncode == 0, result.stderr[-2000:]
+    growth, kept = result.stdout.split("GROWTH_MB")[1].split()
+    assert int(kept) == 25 and float(growth) < 500, growth
+
+
+def test_atom_counting_is_linear_on_unclosed_brackets():
+    # "[" * 20000 made the bracket pattern backtrack quadratically: 4 s for one request of garbage
+    for count in (tokmod.count_atoms, handler_module.count_atoms):
+        started = time.perf_counter()
+        assert count("[" * 20000) == 0 and count("[C" * 10000) == 10000 and count("[C]" * 3) == 3
+        assert time.perf_counter() - started < 0.5
