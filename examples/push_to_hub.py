@@ -194,6 +194,25 @@ def _point_graph_tokenizer_at_processor_module(out: Path) -> None:
         duplicate.unlink()
 
 
+def _without_local_paths(vocab: MotifVocab) -> MotifVocab:
+    """The vocabulary with local paths in its build record (``source``…) cut to file names: a published repo must
+    not reveal the machine's folders. The checksum covers motifs and targets only, so it is unchanged."""
+    build = {
+        key: os.path.basename(value.rstrip("/\\")) if isinstance(value, str) and ("/" in value or "\\" in value) else value
+        for key, value in vocab.build_options.items()
+    }
+    return MotifVocab(vocab.motifs, num_targets=vocab.num_targets, build=build)
+
+
+def _strip_local_paths(config) -> None:
+    """Forget where the text encoder was loaded from (``text_config._name_or_path`` is a local path after
+    pre-training from a folder); the weights are in the checkpoint."""
+    config.text_model_name_or_path = None
+    text_config = getattr(config, "text_config", None)
+    if text_config is not None and hasattr(text_config, "_name_or_path"):
+        text_config._name_or_path = ""
+
+
 def write_endpoint_files(out: Path) -> None:
     shutil.copyfile(handler_module.__file__, out / "handler.py")
     (out / "requirements.txt").write_text(
@@ -223,8 +242,11 @@ def export_model(folder: Path, out: Path) -> dict:
     if len(vocab) != model.config.motif_vocab_size:
         raise ValueError(f"{folder}: the motif vocabulary has {len(vocab)} entries but the model was built for "
                          f"{model.config.motif_vocab_size}; they do not belong together")
-    model.config.text_model_name_or_path = None  # the weights are in the checkpoint; a local path would not travel
+    _strip_local_paths(model.config)  # the weights are in the checkpoint; a local path would not travel
     model.config.custom_pipelines = custom_pipelines_entry()
+    training_file = vocab.build_options.get("source")  # read locally for the card; not published
+    vocab = _without_local_paths(vocab)
+    processor.graph_tokenizer.set_vocab(vocab)
     out.mkdir(parents=True, exist_ok=True)
     with remote_code_registration():
         model.save_pretrained(out)
@@ -233,7 +255,8 @@ def export_model(folder: Path, out: Path) -> dict:
     _point_graph_tokenizer_at_processor_module(out)
     vocab.save(out / "motif_vocab.json")
     write_endpoint_files(out)
-    return {"model": model, "processor": processor, "vocab": vocab, "architecture": architecture}
+    return {"model": model, "processor": processor, "vocab": vocab, "architecture": architecture,
+            "training_file": training_file}
 
 
 def export_adapter(folder: Path, out: Path, base_model: str) -> dict:
@@ -254,7 +277,7 @@ def export_adapter(folder: Path, out: Path, base_model: str) -> dict:
                          f"(adapter base class {head_class!r}, config model_type {getattr(config, 'model_type', None)!r})")
     # the config saved beside the adapter still names the pre-training class it was loaded from
     config.architectures = ["FineMolTexForMoleculePropertyPrediction"]
-    config.text_model_name_or_path = None
+    _strip_local_paths(config)
     out.mkdir(parents=True, exist_ok=True)
     recorded_base = adapter_config.get("base_model_name_or_path")
     adapter_config["base_model_name_or_path"] = base_model
@@ -262,6 +285,7 @@ def export_adapter(folder: Path, out: Path, base_model: str) -> dict:
     shutil.copyfile(folder / weights[0], out / weights[0])
     config.save_pretrained(out)  # with auto_map and configuration_finemoltex.py (AutoConfig with remote code)
     graph_tokenizer = load_graph_tokenizer(folder)
+    graph_tokenizer.set_vocab(_without_local_paths(graph_tokenizer.motif_vocab))
     graph_tokenizer.save_pretrained(str(out / "graph_tokenizer"))
     return {"config": config, "adapter_config": adapter_config, "recorded_base": recorded_base,
             "weights_file": out / weights[0], "vocab": graph_tokenizer.motif_vocab, "graph_tokenizer": graph_tokenizer}
@@ -664,7 +688,8 @@ def main(args: list[str] | None = None, api=None) -> dict:
     tags = list(dict.fromkeys(["finemoltex", "chemistry", "molecules", "graph-neural-network"]
                               + (["molecule-text-retrieval", "custom_code"] if kind == "model" else ["lora", "peft",
                                  "molecular-property-prediction"]) + opts.tags))
-    evaluation = [retrieval_section(retrieval, vocab.build_options.get("source"))] if retrieval else []
+    training_file = exported.get("training_file") or vocab.build_options.get("source")
+    evaluation = [retrieval_section(retrieval, training_file)] if retrieval else []
     if properties:
         evaluation.append(property_section(properties, adapter=kind == "adapter"))
     if not evaluation:

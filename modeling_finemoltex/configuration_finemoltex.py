@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 from typing import Any, ClassVar, Literal
 
 from transformers import AutoConfig, PreTrainedConfig
@@ -469,14 +470,61 @@ class FineMolTexConfig(PreTrainedConfig):
             "attn_implementation",
             "output_attentions",
             "num_labels",
+            "custom_pipelines",  # written by push_to_hub for the exported pipeline
+            # generic keys that transformers, Trainer or peft may write into any config.json
+            "use_cache",
+            "tie_word_embeddings",
+            "pad_token_id",
+            "bos_token_id",
+            "eos_token_id",
+            "sep_token_id",
+            "decoder_start_token_id",
+            "tokenizer_class",
+            "prefix",
+            "task_specific_params",
+            "finetuning_task",
+            "is_decoder",
+            "add_cross_attention",
+            "cross_attention_hidden_size",
+            "torchscript",
+            "pruned_heads",
+            "quantization_config",
         }
         return sorted(k for k in data if k not in known)
+
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs) -> "FineMolTexConfig":
+        """`PreTrainedConfig.from_dict` that refuses unknown keys (`UnknownConfigKeysError`): a misspelt
+        ``gnn_hidden_sise`` in a config.json would otherwise be kept as a stray attribute while the real field
+        silently keeps its default."""
+        unknown = cls.find_unknown_keys(config_dict)
+        if unknown:
+            fields = [f.name for f in dataclasses.fields(cls)]
+            hints = []
+            for key in unknown[:10]:
+                close = difflib.get_close_matches(key, fields, n=1)
+                hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            raise UnknownConfigKeysError(f"unknown FineMolTex config key(s) {', '.join(hints)}{more}")
+        return super().from_dict(config_dict, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs) -> "FineMolTexConfig":
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except UnknownConfigKeysError as err:  # name the file
+            raise UnknownConfigKeysError(f"{pretrained_model_name_or_path}: config.json has {err}") from None
+
+
+class UnknownConfigKeysError(ValueError):
+    """A config dict or config.json with keys that are not FineMolTex or standard config fields."""
 
 
 FineMolTexConfig.register_for_auto_class()
 
 __all__ = [
     "FineMolTexConfig",
+    "UnknownConfigKeysError",
     "MOTIF_CLS_ID",
     "MOTIF_FIRST_REAL_ID",
     "MOTIF_MASK_ID",

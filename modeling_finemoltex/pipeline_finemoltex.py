@@ -12,9 +12,11 @@ Embeddings are the contrastive ones (`FineMolTexModel.get_graph_features` / `get
 no co-attention), computed in batches by `embed_molecules` / `embed_texts`; scores are their dot products, i.e.
 cosine similarities in [-1, 1].
 
-Bad items never fail the call: an unparsable SMILES or an empty text gets ``"error"`` (naming its index, the
-string and RDKit's reason) in place of its result, and a bad candidate is listed under ``"invalid_candidates"``.
+Bad items never fail the call: an unparsable SMILES (or one above the graph tokenizer's ``max_atoms``), an empty
+text or one that is not valid Unicode (a lone surrogate) gets ``"error"`` (naming its index, the string cut for
+display and RDKit's reason) in place of its result, and a bad candidate is listed under ``"invalid_candidates"``.
 Misuse of the call itself (no inputs, unknown keys, a query without a matching candidate list) raises.
+``max_seconds`` bounds a call's time: checked between batches, it raises `RequestTimeoutError` (a `TimeoutError`).
 
 This file is copied into exported model folders as remote code: relative imports only.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from typing import Any, Sequence
 
 import torch
@@ -36,6 +39,26 @@ PIPELINE_TASK = "molecule-text-retrieval"
 #: Keys of a request (keyword arguments of `FineMolTexPipeline.__call__`, or of a dict passed as `inputs`).
 REQUEST_KEYS = ("smiles", "text", "candidate_smiles", "candidate_texts")
 DEFAULT_BATCH_SIZE = 64
+_SHOWN_CHARS = 80
+
+
+class RequestTimeoutError(TimeoutError):
+    """A call ran past its ``max_seconds`` (checked between batches of molecules or texts)."""
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` cut to about 80 characters for an error message."""
+    text = repr(value[: _SHOWN_CHARS + 1] if isinstance(value, str) else value)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 20] + "…"
+
+
+def _unicode_problem(text: str) -> int | None:
+    """Position of the first character that UTF-8 cannot encode (a lone surrogate), or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return err.start
+    return None
 
 # mode -> (query kind, candidate kind); kind is "smiles" or "text"
 _MODES = {
@@ -173,7 +196,12 @@ class FineMolTexPipeline(Pipeline):
         return super().__call__(request, **kwargs)
 
     def _sanitize_parameters(
-        self, top_k: int | None = None, embedding_batch_size: int | None = None, return_tensors: bool | None = None, **unknown
+        self,
+        top_k: int | None = None,
+        embedding_batch_size: int | None = None,
+        return_tensors: bool | None = None,
+        max_seconds: float | None = None,
+        **unknown,
     ):
         if unknown:
             raise TypeError(f"Unknown FineMolTexPipeline parameter(s): {sorted(unknown)}")
@@ -188,6 +216,10 @@ class FineMolTexPipeline(Pipeline):
             forward["batch_size"] = embedding_batch_size
         if return_tensors is not None:
             postprocess["return_tensors"] = bool(return_tensors)
+        if max_seconds is not None:
+            if isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float)) or not max_seconds > 0:
+                raise ValueError(f"`max_seconds` must be a positive number, got {max_seconds!r}")
+            forward["max_seconds"] = float(max_seconds)
         return {}, forward, postprocess
 
     # ------------------------------------------------------------------------------------------------ steps
@@ -210,14 +242,17 @@ class FineMolTexPipeline(Pipeline):
             raise ValueError(f"`{query_kind}` is an empty list")
         return {"mode": mode, "queries": queries, "single": single, "candidates": candidates}
 
-    def _forward(self, model_inputs: dict, batch_size: int | None = None) -> dict:
+    def _forward(self, model_inputs: dict, batch_size: int | None = None, max_seconds: float | None = None) -> dict:
         batch_size = batch_size or self.embedding_batch_size
         query_kind, candidate_kind = _MODES[model_inputs["mode"]]
+        deadline = None if max_seconds is None else (time.monotonic() + max_seconds, max_seconds)
         out = dict(model_inputs)
-        out["query_embeds"], out["query_rows"], out["query_errors"] = self._embed(query_kind, model_inputs["queries"], batch_size)
+        out["query_embeds"], out["query_rows"], out["query_errors"] = self._embed(
+            query_kind, model_inputs["queries"], batch_size, deadline
+        )
         if candidate_kind is not None:
             out["candidate_embeds"], out["candidate_rows"], out["candidate_errors"] = self._embed(
-                candidate_kind, model_inputs["candidates"], batch_size
+                candidate_kind, model_inputs["candidates"], batch_size, deadline
             )
         return out
 
@@ -264,32 +299,62 @@ class FineMolTexPipeline(Pipeline):
         return results[0] if model_outputs["single"] else results
 
     # ------------------------------------------------------------------------------------------------ helpers
-    def _embed(self, kind: str, items: list, batch_size: int) -> tuple[torch.Tensor, dict[int, int], dict[int, str]]:
-        """Embed the usable items: -> (embeddings (N_ok, P) float32, {item index: row}, {item index: error})."""
+    def _embed(
+        self, kind: str, items: list, batch_size: int, deadline: tuple[float, float] | None = None
+    ) -> tuple[torch.Tensor, dict[int, int], dict[int, str]]:
+        """Embed the usable items: -> (embeddings (N_ok, P) float32, {item index: row}, {item index: error}).
+
+        ``deadline``: (monotonic time, budget in seconds); checked before each batch of ``batch_size`` items, raising
+        `RequestTimeoutError` once passed (a batch in progress finishes).
+        """
+        what = "SMILES" if kind == "smiles" else "text"
         errors: dict[int, str] = {}
         usable = []
         for i, item in enumerate(items):
             if not isinstance(item, str):
-                what = "SMILES" if kind == "smiles" else "text"
-                errors[i] = f"{what} at index {i} must be a string, got {type(item).__name__}: {item!r}"
+                errors[i] = f"{what} at index {i} must be a string, got {type(item).__name__}: {_shown(item)}"
             elif not item.strip():
-                errors[i] = f"Empty {'SMILES' if kind == 'smiles' else 'text'} at index {i}: {item!r}"
+                errors[i] = f"Empty {what} at index {i}: {_shown(item)}"
+            elif kind == "text" and _unicode_problem(item) is not None:
+                # (the fast tokenizer would fail the whole batch with a TypeError)
+                errors[i] = (
+                    f"Text at index {i} is not valid Unicode: a lone surrogate at position {_unicode_problem(item)} "
+                    f"({_shown(item)})"
+                )
             else:
                 usable.append(i)
-        strings = [items[i] for i in usable]
-        if kind == "smiles":
-            with _quiet(embed_molecules.__module__):  # dropped SMILES are reported per item below, not logged
-                embeds, kept = embed_molecules(
-                    self.model, self.processor, strings, batch_size=batch_size, device=self.device, progress=False,
-                    ignore_errors=True,
+        parts, rows = [], {}
+        for start in range(0, len(usable), batch_size):
+            if deadline is not None and time.monotonic() > deadline[0]:
+                raise RequestTimeoutError(
+                    f"the request ran past its time budget of {deadline[1]:g} s with {len(usable) - start} of "
+                    f"{len(usable)} {what} items still to embed; send fewer or smaller items per request"
                 )
-            rows = {usable[k]: r for r, k in enumerate(kept)}
-            for i in usable:
-                if i not in rows:
-                    errors[i] = self._smiles_error(items[i], i)
-        else:
-            embeds = embed_texts(self.model, self.processor, strings, batch_size=batch_size, device=self.device, progress=False)
-            rows = {i: r for r, i in enumerate(usable)}
+            chunk = usable[start : start + batch_size]
+            strings = [items[i] for i in chunk]
+            if kind == "smiles":
+                with _quiet(embed_molecules.__module__):  # dropped SMILES are reported per item below, not logged
+                    embeds, kept = embed_molecules(
+                        self.model, self.processor, strings, batch_size=batch_size, device=self.device, progress=False,
+                        ignore_errors=True,
+                    )
+                kept_items = [chunk[k] for k in kept]
+                dropped = set(chunk) - set(kept_items)
+                for i in chunk:
+                    if i in dropped:
+                        errors[i] = self._smiles_error(items[i], i)
+            else:
+                embeds = embed_texts(self.model, self.processor, strings, batch_size=batch_size, device=self.device, progress=False)
+                kept_items = chunk
+            for i in kept_items:
+                rows[i] = len(rows)
+            parts.append(embeds)
+        if parts:
+            embeds = torch.cat(parts)
+        else:  # nothing usable: an empty (0, P) matrix, as the embedding functions give for no items
+            embed = embed_molecules if kind == "smiles" else embed_texts
+            embeds = embed(self.model, self.processor, [], batch_size=batch_size, device=self.device, progress=False)
+            embeds = embeds[0] if isinstance(embeds, tuple) else embeds
         return embeds, rows, errors
 
     def _smiles_error(self, smiles: str, index: int) -> str:
@@ -299,7 +364,7 @@ class FineMolTexPipeline(Pipeline):
             self.processor.graph_tokenizer.encode_molecule(smiles, index=index)
         except ValueError as err:
             return str(err)
-        return f"SMILES at index {index} could not be encoded: {smiles!r}"
+        return f"SMILES at index {index} could not be encoded: {_shown(smiles)}"
 
 
 def register_pipeline() -> None:
@@ -320,4 +385,4 @@ def custom_pipelines_entry() -> dict:
     }
 
 
-__all__ = ["FineMolTexPipeline", "PIPELINE_TASK", "REQUEST_KEYS", "custom_pipelines_entry", "register_pipeline"]
+__all__ = ["FineMolTexPipeline", "PIPELINE_TASK", "REQUEST_KEYS", "RequestTimeoutError", "custom_pipelines_entry", "register_pipeline"]

@@ -10,6 +10,8 @@ Two ways in, one batch format out:
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -97,6 +99,47 @@ class FineMolTexDataCollator:
         return batch
 
 
+def _shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters for an error message."""
+    text = repr(value[: limit + 1] if isinstance(value, str) else value)
+    return text if len(text) <= limit else text[: limit - 20] + "…"
+
+
+def _utf8_ok(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _broken_json_files(folder: str) -> list[str]:
+    """JSON files of a local folder that are empty or do not parse."""
+    broken = []
+    if os.path.isdir(folder):
+        for name in sorted(os.listdir(folder)):
+            path = os.path.join(folder, name)
+            if name.endswith(".json") and os.path.isfile(path):
+                try:
+                    with open(path, encoding="utf-8") as f:
+                        json.load(f)
+                except (ValueError, UnicodeDecodeError):
+                    broken.append(path)
+    return broken
+
+
+def _load_error(what: str, path, folder: str, err: Exception) -> Exception:
+    """An error of the same family as ``err`` naming the folder, a broken JSON file if there is one, and the cause."""
+    where = os.path.join(str(path), folder) if folder else str(path)
+    broken = _broken_json_files(where)
+    reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else 'no message'}"
+    message = f"Could not load the {what} from {where}"
+    if broken:
+        message += f": {', '.join(broken)} {'is' if len(broken) == 1 else 'are'} empty or not valid JSON (a half-written save?)"
+    message += f" ({reason})"
+    return OSError(message) if isinstance(err, OSError) else ValueError(message)
+
+
 class FineMolTexProcessor(ProcessorMixin):
     """Bundles `FineMolTexGraphTokenizer` (molecules) with any Hugging Face text tokenizer.
 
@@ -122,6 +165,28 @@ class FineMolTexProcessor(ProcessorMixin):
             raise TypeError(f"tokenizer must be a transformers tokenizer, got {type(tokenizer).__name__}")
         self.max_text_length = int(max_text_length)
         super().__init__(graph_tokenizer, tokenizer, **kwargs)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def _load_tokenizer_from_pretrained(cls, sub_processor_type, pretrained_model_name_or_path, subfolder="", **kwargs):
+        """Load one sub-tokenizer. transformers retries a failed sub-folder tokenizer from the root folder, so a
+        broken graph_tokenizer/ (bad vocabulary checksum, bad JSON, unknown feature_set) would come back as the TEXT
+        tokenizer and fail later with a misleading type error: load graph_tokenizer/ without that fallback and
+        raise its real cause, naming the folder (and an empty or invalid JSON file, e.g. from a half-written save)."""
+        if sub_processor_type != "graph_tokenizer":
+            try:
+                return super()._load_tokenizer_from_pretrained(
+                    sub_processor_type, pretrained_model_name_or_path, subfolder=subfolder, **kwargs
+                )
+            except Exception as err:
+                raise _load_error("text tokenizer", pretrained_model_name_or_path, subfolder, err) from err
+        from transformers import AutoTokenizer
+
+        folder = os.path.join(subfolder, "graph_tokenizer") if subfolder else "graph_tokenizer"
+        try:
+            return AutoTokenizer.from_pretrained(pretrained_model_name_or_path, subfolder=folder, **kwargs)
+        except Exception as err:
+            raise _load_error("graph tokenizer", pretrained_model_name_or_path, folder, err) from err
 
     # ------------------------------------------------------------------ direct use
     def __call__(
@@ -223,7 +288,9 @@ class FineMolTexProcessor(ProcessorMixin):
             texts = [examples[text_column][i] for i in kept]
             for i, t in zip(kept, texts):
                 if not isinstance(t, str) or not t.strip():
-                    raise ValueError(f"Empty or missing text at row {i}: {t!r}")
+                    raise ValueError(f"Empty or missing text at row {i}: {_shown(t)}")
+                if not _utf8_ok(t):  # a lone surrogate: the fast tokenizer would fail the batch with a TypeError
+                    raise ValueError(f"Text at row {i} is not valid Unicode (a lone surrogate): {_shown(t)}")
             # (fast tokenizers fail on an empty list: a batch whose rows were all dropped)
             encoded = self.tokenizer(texts, truncation=True, max_length=self.max_text_length) if texts else None
             out["input_ids"] = [list(x) for x in encoded["input_ids"]] if texts else []

@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -103,29 +104,87 @@ class MoleculeParseError(ValueError):
     """A SMILES that RDKit cannot turn into a molecule."""
 
 
-def parse_smiles(smiles, index: int | None = None) -> Chem.Mol:
-    """Parse and sanitise one SMILES, raising a `MoleculeParseError` that names it (and its index)."""
-    where = f" at index {index}" if index is not None else ""
+class MoleculeTooLargeError(MoleculeParseError):
+    """A SMILES with more atoms than the limit (``max_atoms``); raised before RDKit sees it."""
+
+
+#: Default cap on atoms per molecule (see `count_atoms`): far above drugs (< 100), natural products and
+#: ChEBI-20 (largest: 574) and 85-residue peptides (~430), far below where RDKit's recursive SMILES writer
+#: overflows the C stack (a 20,000-atom chain) or ring perception and canonical ranking take seconds.
+DEFAULT_MAX_ATOMS = 1000
+_DISPLAY_CHARS = 80
+# one written atom: a bracket atom, a two-letter organic-subset symbol, or a one-letter one (aromatic too)
+# (a bracket stops at the next "[" too: "[" * 20000 must not cost a quadratic backtracking scan)
+_WRITTEN_ATOM = re.compile(r"\[[^\[\]]*\]|Cl|Br|[BCNOPSFIbcnops*]")
+_NOT_SMILES_CHAR = re.compile(r"[^!-~]")  # anything but printable ASCII without space
+
+
+def shorten(value, limit: int = _DISPLAY_CHARS) -> str:
+    """``repr(value)`` for error messages, cut to about ``limit`` characters (long inputs must not be echoed)."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[: limit - 20]!r}… ({len(value):,} characters)"
+    text = repr(value)
+    return text if len(text) <= limit + 20 else text[:limit] + f"… ({len(text):,} characters)"
+
+
+def count_atoms(smiles: str) -> int:
+    """Atoms written in a SMILES string (bracket atoms, organic-subset atoms and ``*``; implicit hydrogens not
+    counted), from the text alone: cheap, and equal to RDKit's atom count for a valid SMILES without explicit
+    ``[H]`` (those count here; RDKit removes them)."""
+    return len(_WRITTEN_ATOM.findall(smiles))
+
+
+def _check_smiles_text(smiles, where: str, max_atoms: int | None) -> str:
+    """The stripped SMILES, or a `MoleculeParseError` for what RDKit would silently misread or choke on."""
     if not isinstance(smiles, str):
-        raise MoleculeParseError(f"SMILES{where} must be a string, got {type(smiles).__name__}: {smiles!r}")
+        raise MoleculeParseError(f"SMILES{where} must be a string, got {type(smiles).__name__}: {shorten(smiles)}")
     text = smiles.strip()
     if not text:
-        raise MoleculeParseError(f"Empty SMILES{where}: {smiles!r}")
+        raise MoleculeParseError(f"Empty SMILES{where}: {shorten(smiles)}")
+    # SMILES is printable ASCII without spaces. RDKit stops at the first space or tab and reads the rest as the
+    # molecule's name, so "CC O" would quietly be ethane; non-ASCII text (lone surrogates included) cannot even
+    # be handed to RDKit. Refuse them all, naming the first offending character.
+    bad = _NOT_SMILES_CHAR.search(text)
+    if bad is not None:
+        position, char = bad.start(), bad.group()
+        raise MoleculeParseError(
+            f"Invalid SMILES{where}: {shorten(smiles)} has {char!r} at position {position}; a SMILES is printable "
+            "ASCII without spaces (RDKit would read only the part before it)"
+        )
+    if max_atoms is not None:
+        atoms = count_atoms(text)
+        if atoms > max_atoms:
+            raise MoleculeTooLargeError(
+                f"SMILES{where} has {atoms:,} atoms, more than the limit of {max_atoms:,} (max_atoms): "
+                f"{shorten(smiles)}"
+            )
+    return text
+
+
+def parse_smiles(smiles, index: int | None = None, max_atoms: int | None = DEFAULT_MAX_ATOMS) -> Chem.Mol:
+    """Parse and sanitise one SMILES, raising a `MoleculeParseError` that names it (and its index).
+
+    The string is checked before RDKit sees it: printable ASCII without inner whitespace (RDKit would silently
+    drop what follows a space), and at most ``max_atoms`` atoms (`count_atoms`; `MoleculeTooLargeError`,
+    ``None``: no limit), which bounds the work per molecule.
+    """
+    where = f" at index {index}" if index is not None else ""
+    text = _check_smiles_text(smiles, where, max_atoms)
     # exactly what MolFromSmiles gives (sanitised, explicit [H] removed, stereo cleaned up) ...
     mol = Chem.MolFromSmiles(text)
     if mol is None:
         # ... and, when it fails, parse again step by step only to say why
         mol = Chem.MolFromSmiles(text, sanitize=False)
         if mol is None:
-            raise MoleculeParseError(f"Invalid SMILES{where}: {smiles!r} is not valid SMILES syntax")
+            raise MoleculeParseError(f"Invalid SMILES{where}: {shorten(smiles)} is not valid SMILES syntax")
         try:
             Chem.SanitizeMol(mol)
             reason = "rejected by RDKit"
         except Exception as err:  # several exception types (KekulizeException, AtomValenceException…)
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise MoleculeParseError(f"Invalid SMILES{where}: {smiles!r} ({reason})")
+        raise MoleculeParseError(f"Invalid SMILES{where}: {shorten(smiles)} ({reason})")
     if mol.GetNumAtoms() == 0:
-        raise MoleculeParseError(f"SMILES{where} has no heavy atoms: {smiles!r}")
+        raise MoleculeParseError(f"SMILES{where} has no heavy atoms: {shorten(smiles)}")
     return mol
 
 
@@ -574,6 +633,52 @@ def _decompose_partition(desc: _Molecule, cut: np.ndarray) -> _Motifs:
     return _Motifs(motifs, member_atom, member_motif, edges, "brics" if n > 1 else "single_atom")
 
 
+def _merge_bridged_rings(rings: list[list[int]], n: int) -> list[set[int]]:
+    """Merge rings sharing more than two atoms (bridged systems), repeatedly, until no two groups do.
+
+    Merging only grows groups and "shares > 2 atoms" stays true for supersets, so the final partition does not
+    depend on the merge order (it is the finest one without such a pair): union-find can merge every pair found
+    in one pass, and a pass repeats only when a merge created a new pair. A pass counts shared atoms through each
+    atom's groups: O(sum of ring sizes x rings per atom), not the O(R^2) pair scan restarted after every merge.
+
+    Args:
+        rings: atom indices of each ring (R lists). n: atoms in the molecule.
+    Returns: the merged groups as atom sets (ordered by their first ring).
+    """
+    parent = list(range(len(rings)))
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    changed = True
+    while changed:
+        changed = False
+        members: dict[int, set[int]] = {}  # group root -> atoms
+        for r, ring in enumerate(rings):
+            members.setdefault(find(r), set()).update(ring)
+        groups_of_atom: list[list[int]] = [[] for _ in range(n)]
+        for root, atoms in members.items():
+            for a in atoms:
+                groups_of_atom[a].append(root)
+        for root, atoms in members.items():
+            shared: Counter = Counter()
+            for a in atoms:
+                shared.update(g for g in groups_of_atom[a] if g != root)
+            for other, count in shared.items():
+                if count > 2:
+                    x, y = find(root), find(other)
+                    if x != y:
+                        parent[max(x, y)] = min(x, y)
+                        changed = True
+    merged: dict[int, set[int]] = {}
+    for r, ring in enumerate(rings):
+        merged.setdefault(find(r), set()).update(ring)
+    return list(merged.values())
+
+
 def _junction_tree(mol) -> tuple[list[list[int]], list[tuple[int, int]]]:
     """Junction-tree cliques and tree edges of a molecule whose atoms are in canonical order."""
     n = mol.GetNumAtoms()
@@ -584,18 +689,7 @@ def _junction_tree(mol) -> tuple[list[list[int]], list[tuple[int, int]]]:
             i, j = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
             cliques.append(sorted((i, j)))
             covered[i] = covered[j] = True
-    rings = [set(r) for r in Chem.GetSymmSSSR(mol)]
-    merged = True  # merge rings sharing more than two atoms (bridged systems) until nothing changes
-    while merged:
-        merged = False
-        for x in range(len(rings)):
-            for y in range(x + 1, len(rings)):
-                if len(rings[x] & rings[y]) > 2:
-                    rings[x] |= rings.pop(y)
-                    merged = True
-                    break
-            if merged:
-                break
+    rings = _merge_bridged_rings([list(r) for r in Chem.GetSymmSSSR(mol)], n)
     for ring in rings:
         cliques.append(sorted(ring))
         for a in ring:
@@ -667,11 +761,18 @@ def _decompose_junction_tree(desc: _Molecule) -> _Motifs:
     lookup = dict(zip((output_order[canon_desc.begin] * n + output_order[canon_desc.end]).tolist(), canon_order2.tolist()))
     lookup.update(zip((output_order[canon_desc.end] * n + output_order[canon_desc.begin]).tolist(), canon_order2.tolist()))
     order2 = np.array([lookup[c] for c in (desc.begin * n + desc.end).tolist()], dtype=np.int64)
-    bond_groups = []
-    for atoms in groups:
-        inside = np.zeros(n, dtype=bool)
-        inside[atoms] = True
-        bond_groups.append(np.flatnonzero(inside[desc.begin] & inside[desc.end]))
+    # bonds inside each motif: a bond belongs to the motifs holding both its atoms (atoms hold few motifs, so this
+    # is linear; a dense per-motif atom mask would cost O(n x motifs) on long chains)
+    motifs_of_atom: list[list[int]] = [[] for _ in range(n)]
+    for a, m in zip(member_atom.tolist(), member_motif.tolist()):
+        motifs_of_atom[a].append(m)
+    bond_lists: list[list[int]] = [[] for _ in groups]
+    for b, (i, j) in enumerate(zip(desc.begin.tolist(), desc.end.tolist())):
+        held = motifs_of_atom[j]
+        for m in motifs_of_atom[i]:
+            if m in held:
+                bond_lists[m].append(b)
+    bond_groups = [np.array(bonds, dtype=np.int64) for bonds in bond_lists]
     motifs = [_motif_smiles(key) for key in _pack_keys(desc, order2, groups, bond_groups)]
     return _Motifs(motifs, member_atom, member_motif, edges, "junction_tree")
 
@@ -823,13 +924,41 @@ def _fast_motif_smiles(key: bytes) -> str | None:
     return smiles
 
 
-def _parse_many(smiles: Sequence[str], ignore_errors: bool, errors: dict[int, str] | None = None):
-    """`parse_smiles` over a batch -> (molecules, stripped strings, kept indices). A failure raises unless
-    ``ignore_errors``; then it is skipped, and its message stored in ``errors`` (keyed by index) if given."""
-    mols, texts, kept = [], [], []
+_PARSE_ATOM_BUDGET = 4096  # atoms parsed and held at once by the batch methods (see `_atom_chunks`)
+
+
+def _atom_chunks(smiles: Sequence, budget: int = _PARSE_ATOM_BUDGET) -> Iterable[tuple[int, int]]:
+    """(start, stop) slices of ``smiles`` holding at most ``budget`` atoms each (`count_atoms`; at least one item).
+
+    RDKit molecules can be large in memory (a parsed 1,000-atom ring holds ~40 MB of ring data), so the batch
+    methods parse and encode a slice at a time instead of holding every molecule of a batch at once (a slice of
+    ~130 drug-like molecules still feeds the vectorised path well).
+    """
+    start, atoms = 0, 0
     for i, s in enumerate(smiles):
+        n = count_atoms(s) if isinstance(s, str) else 0
+        if i > start and atoms + n > budget:
+            yield start, i
+            start, atoms = i, 0
+        atoms += n
+    if start < len(smiles):
+        yield start, len(smiles)
+
+
+def _parse_many(
+    smiles: Sequence[str],
+    ignore_errors: bool,
+    errors: dict[int, str] | None = None,
+    max_atoms: int | None = DEFAULT_MAX_ATOMS,
+    offset: int = 0,
+):
+    """`parse_smiles` over a batch -> (molecules, stripped strings, kept indices). A failure raises unless
+    ``ignore_errors``; then it is skipped, and its message stored in ``errors`` (keyed by index) if given.
+    Indices (in messages too) count from ``offset``."""
+    mols, texts, kept = [], [], []
+    for i, s in enumerate(smiles, start=offset):
         try:
-            mols.append(parse_smiles(s, index=i))
+            mols.append(parse_smiles(s, index=i, max_atoms=max_atoms))
         except MoleculeParseError as err:
             if not ignore_errors:
                 raise
@@ -889,14 +1018,35 @@ def _encode_slow(mol, smiles: str, feature_set: str, with_edges: bool) -> _Encod
     )
 
 
-def _encode_mols(mols, smiles, feature_set: str, with_edges: bool = False) -> list[_Encoded]:
-    """`_Encoded` of each parsed molecule (``smiles``: the stripped input strings), fast path where it applies."""
+@dataclass
+class _Failure:
+    """A parsed molecule that RDKit could not decompose (e.g. "Too many rings open at once" when writing SMILES)."""
+
+    reason: str
+
+    def error(self, smiles, index: int | None) -> MoleculeParseError:
+        where = f" at index {index}" if index is not None else ""
+        return MoleculeParseError(f"SMILES{where} could not be decomposed: {shorten(smiles)} ({self.reason})")
+
+
+def _encode_guarded(mol, smiles: str, feature_set: str, with_edges: bool) -> _Encoded | _Failure:
+    """`_encode_slow`, with an RDKit error turned into a `_Failure` so that it stays one molecule's problem."""
+    try:
+        return _encode_slow(mol, smiles, feature_set, with_edges)
+    except Exception as err:  # RDKit raises ValueError, RuntimeError and its own types
+        text = str(err).strip()
+        return _Failure(f"{type(err).__name__}: {text.splitlines()[0] if text else 'no message'}")
+
+
+def _encode_mols(mols, smiles, feature_set: str, with_edges: bool = False) -> list[_Encoded | _Failure]:
+    """`_Encoded` of each parsed molecule (``smiles``: the stripped input strings), fast path where it applies;
+    a `_Failure` in place of a molecule RDKit could not decompose."""
     out: list = [None] * len(mols)
     fast, chunk, budget = [], [], 0
     for b, (mol, text) in enumerate(zip(mols, smiles)):
         n = mol.GetNumAtoms()
         if n > _DENSE_LIMIT or "$" in text or "<" in text or ">" in text:
-            out[b] = _encode_slow(mol, text, feature_set, with_edges)
+            out[b] = _encode_guarded(mol, text, feature_set, with_edges)
             continue
         if chunk and budget + n * n > _ADJACENCY_BUDGET:
             fast.append(chunk)
@@ -908,11 +1058,14 @@ def _encode_mols(mols, smiles, feature_set: str, with_edges: bool = False) -> li
     for chunk in fast:
         if len(chunk) < _FAST_MIN_BATCH:  # the batch machinery's fixed cost outweighs its gain
             for b in chunk:
-                out[b] = _encode_slow(mols[b], smiles[b], feature_set, with_edges)
+                out[b] = _encode_guarded(mols[b], smiles[b], feature_set, with_edges)
             continue
-        results = _encode_fast([mols[b] for b in chunk], [smiles[b] for b in chunk], feature_set, with_edges)
+        try:
+            results = _encode_fast([mols[b] for b in chunk], [smiles[b] for b in chunk], feature_set, with_edges)
+        except Exception:  # one odd molecule must not fail its chunk: the per-molecule path says which
+            results = [None] * len(chunk)
         for b, result in zip(chunk, results):
-            out[b] = result if result is not None else _encode_slow(mols[b], smiles[b], feature_set, with_edges)
+            out[b] = result if result is not None else _encode_guarded(mols[b], smiles[b], feature_set, with_edges)
     return out
 
 
@@ -1330,7 +1483,20 @@ class MotifVocab:
             raise ValueError(f"{path} is not a finemoltex motif vocabulary (missing format={VOCAB_FORMAT!r})")
         if list(data.get("special_tokens", [])) != list(SPECIAL_TOKENS):
             raise ValueError(f"{path}: special tokens {data.get('special_tokens')} differ from {list(SPECIAL_TOKENS)}")
-        vocab = cls([tuple(x) for x in data["motifs"]], num_targets=data["num_targets"], build=data.get("build"))
+        for key in ("motifs", "num_targets"):
+            if key not in data:
+                raise ValueError(f"{path}: field {key!r} is missing (a truncated or hand-edited vocabulary file?)")
+        motifs = data["motifs"]
+        if not isinstance(motifs, list) or not all(
+            isinstance(x, list) and len(x) == 2 and isinstance(x[0], str) and isinstance(x[1], int) for x in motifs
+        ):
+            raise ValueError(f"{path}: `motifs` must be a list of [SMILES, count] pairs")
+        if isinstance(data["num_targets"], bool) or not isinstance(data["num_targets"], int):
+            raise ValueError(f"{path}: `num_targets` must be an integer, got {data['num_targets']!r}")
+        try:
+            vocab = cls([tuple(x) for x in motifs], num_targets=data["num_targets"], build=data.get("build"))
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
         if data.get("checksum") and data["checksum"] != vocab.checksum:
             raise ValueError(f"{path}: checksum mismatch (file edited or corrupted): {data['checksum']} != {vocab.checksum}")
         return vocab
@@ -1367,6 +1533,10 @@ class FineMolTexGraphTokenizer(PreTrainedTokenizer):
             hydrogen count, ring membership; conjugation and ring membership for bonds).
         max_motifs: cap on motifs per molecule (the model's motif positions); more are dropped, in
             breadth-first order, with a warning. ``None``: no cap.
+        max_atoms: cap on atoms per molecule (`count_atoms`, checked on the string before RDKit parses it);
+            a larger molecule raises `MoleculeTooLargeError` (a `MoleculeParseError`, so ``ignore_errors``
+            skips it). Bounds the work one molecule can cost. ``None``: no cap (RDKit itself crashes on
+            chains of ~20,000 atoms).
     """
 
     vocab_files_names = {"vocab_file": "motif_vocab.json"}
@@ -1377,6 +1547,7 @@ class FineMolTexGraphTokenizer(PreTrainedTokenizer):
         vocab_file: str | None = None,
         feature_set: str = "reference",
         max_motifs: int | None = 511,
+        max_atoms: int | None = DEFAULT_MAX_ATOMS,
         pad_token=PAD_TOKEN,
         unk_token=UNK_TOKEN,
         mask_token=MASK_TOKEN,
@@ -1388,6 +1559,9 @@ class FineMolTexGraphTokenizer(PreTrainedTokenizer):
         self.motif_vocab = MotifVocab.load(vocab_file) if vocab_file else MotifVocab()
         self.feature_set = feature_set
         self.max_motifs = max_motifs
+        if max_atoms is not None and (isinstance(max_atoms, bool) or not isinstance(max_atoms, int) or max_atoms < 1):
+            raise ValueError(f"max_atoms must be a positive integer or None, got {max_atoms!r}")
+        self.max_atoms = max_atoms
         self.unknown_motifs = 0  # motifs seen by encode_molecule that mapped to [UNK]
         self.total_motifs = 0
         kwargs.setdefault("model_max_length", max_motifs + 1 if max_motifs else int(1e30))
@@ -1399,9 +1573,10 @@ class FineMolTexGraphTokenizer(PreTrainedTokenizer):
             # passed on so that they land in init_kwargs and hence tokenizer_config.json
             feature_set=feature_set,
             max_motifs=max_motifs,
+            max_atoms=max_atoms,
             **kwargs,
         )
-        self.feature_set, self.max_motifs = feature_set, max_motifs
+        self.feature_set, self.max_motifs, self.max_atoms = feature_set, max_motifs, max_atoms
 
     @classmethod
     def from_vocab(cls, vocab: MotifVocab, **kwargs) -> "FineMolTexGraphTokenizer":
@@ -1452,19 +1627,29 @@ class FineMolTexGraphTokenizer(PreTrainedTokenizer):
 
     def decompose(self, smiles: str, index: int | None = None) -> MotifDecomposition:
         """Motifs, atom→motif map, motif tree and positions of one molecule (see `MotifDecomposition`)."""
-        mol = parse_smiles(smiles, index)
-        return self._decomposition(_encode_mols([mol], [smiles.strip()], self.feature_set, with_edges=True)[0])
+        mol = parse_smiles(smiles, index, max_atoms=self.max_atoms)
+        enc = _encode_mols([mol], [smiles.strip()], self.feature_set, with_edges=True)[0]
+        if isinstance(enc, _Failure):
+            raise enc.error(smiles, index)
+        return self._decomposition(enc)
 
     def decompose_batch(
         self, smiles: Sequence[str], ignore_errors: bool = False
     ) -> list[MotifDecomposition | None]:
         """`decompose` of many SMILES at once (vectorised, as `encode_batch`). An unparsable SMILES raises
         `MoleculeParseError` naming its index, or with ``ignore_errors`` gives None in its place."""
-        mols, texts, kept = _parse_many(smiles, ignore_errors)
+        smiles = list(smiles)
         out: list = [None] * len(smiles)
-        with _gc_paused():
-            for i, enc in zip(kept, _encode_mols(mols, texts, self.feature_set, with_edges=True)):
-                out[i] = self._decomposition(enc)
+        for start, stop in _atom_chunks(smiles):
+            mols, texts, kept = _parse_many(smiles[start:stop], ignore_errors, max_atoms=self.max_atoms, offset=start)
+            with _gc_paused():
+                for i, enc in zip(kept, _encode_mols(mols, texts, self.feature_set, with_edges=True)):
+                    if isinstance(enc, _Failure):
+                        if not ignore_errors:
+                            raise enc.error(smiles[i], i)
+                        continue
+                    out[i] = self._decomposition(enc)
+            del mols  # (the next slice's molecules replace these)
         return out
 
     @staticmethod
@@ -1492,8 +1677,11 @@ class FineMolTexGraphTokenizer(PreTrainedTokenizer):
             motif_ids: m+1 ([CLS] first); motif_positions: m+1 (0 for [CLS], 1 + BFS position);
             motif_membership: 2*k (atom indices, then motif slots 1..m).
         """
-        mol = parse_smiles(smiles, index)
-        return self._row(_encode_mols([mol], [smiles.strip()], self.feature_set)[0], index)
+        mol = parse_smiles(smiles, index, max_atoms=self.max_atoms)
+        enc = _encode_mols([mol], [smiles.strip()], self.feature_set)[0]
+        if isinstance(enc, _Failure):
+            raise enc.error(smiles, index)
+        return self._row(enc, index)
 
     def _row(self, enc: _Encoded, index: int | None) -> dict[str, list[int]]:
         num_motifs = len(enc.motifs)
@@ -1531,13 +1719,26 @@ class FineMolTexGraphTokenizer(PreTrainedTokenizer):
         in which case it is skipped and left out of the kept indices (and its message stored in ``errors``,
         keyed by index, when a dict is given).
         """
-        mols, texts, kept = _parse_many(smiles, ignore_errors, errors)
+        smiles = list(smiles)
         columns: dict[str, list] = {name: [] for name in GRAPH_COLUMNS}
-        with _gc_paused():
-            for i, enc in zip(kept, _encode_mols(mols, texts, self.feature_set)):
-                row = self._row(enc, i)
-                for name in GRAPH_COLUMNS:
-                    columns[name].append(row[name])
+        kept = []
+        for start, stop in _atom_chunks(smiles):
+            mols, texts, parsed = _parse_many(
+                smiles[start:stop], ignore_errors, errors, max_atoms=self.max_atoms, offset=start
+            )
+            with _gc_paused():
+                for i, enc in zip(parsed, _encode_mols(mols, texts, self.feature_set)):
+                    if isinstance(enc, _Failure):
+                        if not ignore_errors:
+                            raise enc.error(smiles[i], i)
+                        if errors is not None:
+                            errors[i] = str(enc.error(smiles[i], i))
+                        continue
+                    row = self._row(enc, i)
+                    kept.append(i)
+                    for name in GRAPH_COLUMNS:
+                        columns[name].append(row[name])
+            del mols  # (the next slice's molecules replace these)
         return columns, kept
 
     def __call__(self, smiles, ignore_errors: bool = False, return_tensors: str | None = "pt", **kwargs):
@@ -1621,7 +1822,10 @@ __all__ = [
     "FEATURE_SETS",
     "GRAPH_COLUMNS",
     "FineMolTexGraphTokenizer",
+    "DEFAULT_MAX_ATOMS",
     "MoleculeParseError",
+    "MoleculeTooLargeError",
+    "count_atoms",
     "MotifDecomposition",
     "MotifVocab",
     "collate_graphs",

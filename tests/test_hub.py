@@ -184,6 +184,15 @@ def test_upload_records_files_card_and_commit(published, pretrained, retrieval_j
 
     assert FineMolTexProcessor._auto_class is None
 
+    # no local path of this machine anywhere in the published text files (text_config._name_or_path, the
+    # vocabulary's build.source, ...); the card may name the data file, but not where it lies
+    for name, content in files.items():
+        if name.endswith((".json", ".md", ".txt")):
+            assert str(pretrained.parent).encode() not in content, name
+    for vocab_file in ("motif_vocab.json", "graph_tokenizer/motif_vocab.json"):
+        source = json.loads(files[vocab_file])["build"].get("source")
+        assert source and "/" not in source, (vocab_file, source)  # the file name only
+
     card = files["README.md"].decode()
     meta = _front_matter(card)
     assert meta["library_name"] == "transformers" and meta["pipeline_tag"] == "feature-extraction"
@@ -302,7 +311,7 @@ def test_pipeline_embeddings_match_the_retrieval_functions_and_report_bad_items(
 
     monkeypatch.setattr(pipeline_module, "embed_molecules", recording)
     out = pipe(smiles=MOLECULES + ["", 7], batch_size=2)
-    assert batch_sizes == [2]
+    assert batch_sizes == [2, 2, 2]  # one call per batch of 2 of the 5 strings (the time budget is checked between)
     monkeypatch.undo()
     assert [r["index"] for r in out] == list(range(len(MOLECULES) + 2))
     bad = {r["index"]: r["error"] for r in out if "error" in r}
