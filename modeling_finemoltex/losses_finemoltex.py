@@ -185,6 +185,68 @@ def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
     return total / (labels != IGNORE_INDEX).sum().clamp(min=1)
 
 
+class _LinearCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy of ``hidden @ weight.T + bias`` over the labelled rows, computed chunk by chunk: the
+    (n, V) logits never exist at once, and nothing of size V per row is kept for the backward pass (the gradients
+    are formed in the forward pass, one chunk at a time, and only scaled in `backward`)."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, labels, chunk_size: int):
+        h, w = hidden.float(), weight.float()
+        b = bias.float() if bias is not None else None
+        valid = labels != IGNORE_INDEX
+        count = valid.sum().clamp(min=1).float()
+        grad_h = torch.zeros_like(h)
+        grad_w = torch.zeros_like(w)
+        grad_b = torch.zeros_like(b) if b is not None else None
+        total = h.new_zeros(())
+        for start in range(0, h.size(0), chunk_size):
+            rows = slice(start, start + chunk_size)
+            logits = h[rows] @ w.t()
+            if b is not None:
+                logits = logits + b
+            target = labels[rows].clamp(min=0)
+            keep = valid[rows].float()
+            log_z = torch.logsumexp(logits, dim=1)
+            total = total + ((log_z - logits.gather(1, target[:, None]).squeeze(1)) * keep).sum()
+            # d(loss)/d(logits) = softmax - one_hot(target), zero on ignored rows; reuse the logits buffer
+            grad_logits = logits.sub_(log_z[:, None]).exp_()
+            grad_logits.scatter_add_(1, target[:, None], -torch.ones_like(keep)[:, None])
+            grad_logits.mul_(keep[:, None] / count)
+            grad_h[rows] = grad_logits @ w
+            grad_w.addmm_(grad_logits.t(), h[rows])
+            if grad_b is not None:
+                grad_b += grad_logits.sum(0)
+        ctx.save_for_backward(grad_h, grad_w, grad_b if grad_b is not None else torch.empty(0))
+        ctx.has_bias = b is not None
+        ctx.dtypes = (hidden.dtype, weight.dtype, bias.dtype if bias is not None else None)
+        return total / count
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        grad_h, grad_w, grad_b = ctx.saved_tensors
+        g = grad_output.float()
+        return (
+            (grad_h * g).to(ctx.dtypes[0]),
+            (grad_w * g).to(ctx.dtypes[1]),
+            (grad_b * g).to(ctx.dtypes[2]) if ctx.has_bias else None,
+            None,
+            None,
+        )
+
+
+def linear_cross_entropy(
+    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, labels: torch.Tensor, chunk_size: int = 256
+) -> torch.Tensor:
+    """`masked_cross_entropy(F.linear(hidden, weight, bias), labels)` (same value and gradients, fp32) with peak
+    memory O(chunk_size x V) instead of several (n, V) buffers: for a large output vocabulary (the MLM head's 30k
+    words) those buffers are most of a CPU step's memory.
+
+    hidden: (n, D); weight: (V, D); bias: (V,) or None; labels: Long (n,), -100 = ignored. Returns a scalar."""
+    with torch.autocast(device_type=hidden.device.type, enabled=False):
+        return _LinearCrossEntropy.apply(hidden, weight, bias, labels, int(chunk_size))
+
+
 def duplicate_negative_mask(duplicate_key: torch.Tensor) -> torch.Tensor:
     """Bool (B, B): True at (i, j), i != j, where rows i and j share a key (e.g. a hash of the canonical SMILES):
     such pairs are the same molecule and must not act as negatives of each other."""
@@ -273,6 +335,7 @@ __all__ = [
     "contrastive_loss",
     "duplicate_negative_mask",
     "gather_features",
+    "linear_cross_entropy",
     "mask_text_states",
     "mask_words",
     "masked_cross_entropy",

@@ -207,3 +207,28 @@ def test_gather_features_identity_without_distributed():
 def test_contrastive_loss_empty_batch_is_finite():
     assert L.contrastive_loss(torch.zeros(0, 4), torch.zeros(0, 4), 0.1).item() == 0.0
     assert not math.isnan(L.contrastive_accuracy(torch.zeros(0, 0)).item())
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 64])
+def test_linear_cross_entropy_matches_the_unfused_loss_and_gradients(chunk_size):
+    gen = torch.Generator().manual_seed(0)
+    hidden = torch.randn(7, 5, generator=gen, dtype=torch.float64)
+    weight = torch.randn(11, 5, generator=gen, dtype=torch.float64)
+    bias = torch.randn(11, generator=gen, dtype=torch.float64)
+    labels = torch.tensor([3, -100, 0, 10, 10, -100, 5])
+    params = [t.clone().requires_grad_() for t in (hidden, weight, bias)]
+    reference = [t.clone().requires_grad_() for t in (hidden, weight, bias)]
+    fused = L.linear_cross_entropy(*params, labels, chunk_size=chunk_size)
+    plain = L.masked_cross_entropy(F.linear(*reference), labels)
+    (2.5 * fused).backward()
+    (2.5 * plain).backward()
+    torch.testing.assert_close(fused.double(), plain.double(), rtol=1e-6, atol=1e-6)
+    for got, want in zip(params, reference):
+        torch.testing.assert_close(got.grad, want.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_linear_cross_entropy_without_labels_is_zero_and_attached():
+    hidden, weight = torch.randn(3, 4, requires_grad=True), torch.randn(6, 4, requires_grad=True)
+    loss = L.linear_cross_entropy(hidden, weight, None, torch.full((3,), -100))
+    loss.backward()
+    assert loss.item() == 0.0 and weight.grad is not None and not weight.grad.any()
