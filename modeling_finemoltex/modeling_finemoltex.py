@@ -52,6 +52,7 @@ from .losses_finemoltex import (
     contrastive_logits,
     duplicate_negative_mask,
     gather_features,
+    linear_cross_entropy,
     mask_text_states,
     mask_words,
     masked_cross_entropy,
@@ -113,7 +114,8 @@ class FineMolTexForPreTrainingOutput(ModelOutput):
         graph_embeds / text_embeds: (B, projection_dim) local contrastive embeddings.
         masked_motif_logits: (num masked motifs, num_motif_targets), rows in row-major order of `motif_mask`.
         masked_motif_labels: (num masked motifs,) class labels (id - 4).
-        mlm_logits: (num masked words, text vocab), rows in row-major order of `word_mask`.
+        mlm_logits: (num masked words, text vocab), rows in row-major order of `word_mask`; None when training with
+            a loss (the MLM loss is then fused with its decoder, see `linear_cross_entropy`).
         mlm_labels: (num masked words,) original token ids.
         motif_mask / word_mask: Bool (B, M) / (B, L), the masks used this step.
         fused_motif_hidden_state / fused_text_hidden_state: outputs of the co-attention pass on masked inputs.
@@ -425,8 +427,12 @@ class FineMolTexPredictionHead(nn.Module):
         self.norm = nn.LayerNorm(hidden_size, eps=config.layer_norm_eps)
         self.decoder = nn.Linear(hidden_size, num_classes)
 
+    def transform(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """Everything before the decoder: (n, D) -> (n, D)."""
+        return self.norm(self.activation(self.dense(hidden_states)))
+
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.norm(self.activation(self.dense(hidden_states))))
+        return self.decoder(self.transform(hidden_states))
 
 
 # ================================================================================================ input checks
@@ -816,7 +822,10 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
     WITHOUT co-attention for InfoNCE; masked motif slots ([MASK] vector instead of pooled atoms, see
     `FineMolTexMotifEmbeddings`) and masked text go through the fused pass, whose outputs at the masked
     positions feed the motif head (num_motif_targets classes) and the MLM head (text vocabulary). The text
-    encoder sees the unmasked and the masked text in one call (batch concatenated).
+    encoder sees the unmasked and the masked text in one call (batch concatenated). With `text_encoder_states`
+    (B, L, H) — cached token states of a locked encoder (`text_states_finemoltex`) — the encoder does not run at
+    all: the coarse pass projects the states as they are, and the masked text is the same states with the masked
+    words replaced at the stream input (`mask_text_states`; the MLM targets stay the original ids).
 
     Masks are drawn per call: motifs among target slots (`motif_candidates`), words among non-special
     attended tokens, `max(1, round(rate * n))` per example, uniform or (motifs) importance-weighted, from a
@@ -958,18 +967,28 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
         fused_motifs, fused_text = model.fusion.fuse(masked_motifs, motif_padding, masked_text, text_padding)
         motif_logits = self.motif_head(fused_motifs[motif_mask])
         motif_labels = masked_motif_labels(motif_input_ids, motif_mask)[motif_mask]
-        mlm_logits = self.mlm_head(fused_text[word_mask])
         mlm_labels = word_labels[word_mask]
+        # Training: the MLM loss is fused with its decoder (`linear_cross_entropy`), so the (words x vocabulary)
+        # logits are never all kept for backward (most of a CPU step's peak memory otherwise); no logits returned.
+        fuse_mlm = return_loss and self.training and torch.is_grad_enabled()
+        mlm_hidden = self.mlm_head.transform(fused_text[word_mask])
+        mlm_logits = None if fuse_mlm else self.mlm_head.decoder(mlm_hidden)
 
         loss = masked_motif_loss = masked_lm_loss = None
         if return_loss:
             masked_motif_loss = masked_cross_entropy(motif_logits, motif_labels)
-            masked_lm_loss = masked_cross_entropy(mlm_logits, mlm_labels)
+            if fuse_mlm:
+                decoder = self.mlm_head.decoder
+                masked_lm_loss = linear_cross_entropy(mlm_hidden, decoder.weight, decoder.bias, mlm_labels)
+            else:
+                masked_lm_loss = masked_cross_entropy(mlm_logits, mlm_labels)
             loss = (
                 config.contrastive_weight * contrastive_loss
                 + config.masked_motif_weight * masked_motif_loss
                 + config.masked_lm_weight * masked_lm_loss
             )
+            if text_encoder_states is None:  # unused [MASK] state: keep it in the graph (a zero gradient) for DDP
+                loss = loss + 0.0 * self.text_state_mask_embedding.sum()
         output = FineMolTexForPreTrainingOutput(
             loss=loss,
             contrastive_loss=contrastive_loss if return_loss else None,

@@ -97,7 +97,12 @@ def test_output_shapes(config, batch):
     n_motifs, n_words = int(out.motif_mask.sum()), int(out.word_mask.sum())
     assert n_motifs > 0 and n_words > 0
     assert out.masked_motif_logits.shape == (n_motifs, config.num_motif_targets)
-    assert out.mlm_logits.shape == (n_words, config.text_config.vocab_size)
+    assert out.mlm_logits is None  # training with a loss: the MLM loss is fused with its decoder
+    with torch.no_grad():  # no gradient: plain logits, and the same loss
+        plain = pre(**batch, mask_seed=0)
+    assert plain.mlm_logits.shape == (n_words, config.text_config.vocab_size)
+    torch.testing.assert_close(plain.masked_lm_loss, out.masked_lm_loss, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(plain.masked_lm_loss, losses.masked_cross_entropy(plain.mlm_logits, plain.mlm_labels))
     assert out.fused_motif_hidden_state.shape == (b, m, config.motif_stream_hidden_size)
     assert 0.0 <= out.contrastive_accuracy <= 1.0
     # masks only touch maskable positions: target motifs, non-special real words
@@ -148,10 +153,14 @@ def test_every_parameter_gets_a_gradient(batch):
     model = _model(FineMolTexForPreTraining, config)
     model(**batch, mask_seed=0).loss.backward()
     missing = [name for name, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
-    assert missing == []
+    assert missing == []  # every parameter is in the graph (DDP without find_unused_parameters needs that)
     zero = [name for name, p in model.named_parameters() if p.grad.abs().sum() == 0]
-    # the only legitimately zero gradients: embedding rows never used by this batch are still non-zero overall
-    assert zero == [], zero
+    # the only legitimately zero gradient: the [MASK] state of cached text, unused when the encoder runs ...
+    assert zero == ["text_state_mask_embedding"], zero
+    model.zero_grad()
+    states = model.finemoltex.text_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    model(**batch, mask_seed=0, text_encoder_states=states.detach()).loss.backward()
+    assert model.text_state_mask_embedding.grad.abs().sum() > 0  # ... and trained when the states are cached
 
 
 def test_overfits_sixteen_pairs():
