@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import warnings
+from functools import partial
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -633,6 +634,14 @@ def _decompose_partition(desc: _Molecule, cut: np.ndarray) -> _Motifs:
     return _Motifs(motifs, member_atom, member_motif, edges, "brics" if n > 1 else "single_atom")
 
 
+def _find_root(parent: list[int], x: int) -> int:
+    """Union-find root of ``x`` in the forest ``parent`` (with path halving)."""
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+    return x
+
+
 def _merge_bridged_rings(rings: list[list[int]], n: int) -> list[set[int]]:
     """Merge rings sharing more than two atoms (bridged systems), repeatedly, until no two groups do.
 
@@ -647,11 +656,7 @@ def _merge_bridged_rings(rings: list[list[int]], n: int) -> list[set[int]]:
     """
     parent = list(range(len(rings)))
 
-    def find(x):
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
+    find = partial(_find_root, parent)
 
     changed = True
     while changed:
@@ -726,11 +731,7 @@ def _junction_tree(mol) -> tuple[list[list[int]], list[tuple[int, int]]]:
     # maximum spanning tree (Kruskal); ties broken by clique index, i.e. canonically
     parent = list(range(len(cliques)))
 
-    def find(x):
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
+    find = partial(_find_root, parent)
 
     edges = []
     for (a, b), _ in sorted(weights.items(), key=lambda kv: (-kv[1], kv[0])):
