@@ -225,6 +225,9 @@ def test_locked_text_encoder_is_cached_once_and_never_run_in_training(tiny_text_
         pretrain.main(tiny_args(tiny_text_encoder, tmp_path / "c", cache, *args))
     assert "Rebuilding the text-state cache" in caplog.text and files[0].name in caplog.text
     assert files[0].stat().st_size > 0 and files[0].stat().st_mtime_ns != stamp
+    other_data = pretrain.main(tiny_args(tiny_text_encoder, tmp_path / "e", cache, *args, "--max_train_samples", "40"))
+    assert other_data["text_encoder"] == "locked, cached states"
+    assert len(list(cache.glob("text_states-*.npy"))) == 2  # other data: its own cache, the first one untouched
     uncached = _EncoderCalls()
     pretrain.main(tiny_args(tiny_text_encoder, tmp_path / "d", cache, *args, "--cache_text_states", "false"),
                   callbacks=[uncached.callback])
