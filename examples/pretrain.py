@@ -39,6 +39,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -230,22 +231,42 @@ def load_pairs(path: Path, cache_dir: str | None = None) -> datasets.Dataset:
     if suffix.endswith(".parquet"):
         ds = datasets.load_dataset("parquet", data_files=str(path), split="train", cache_dir=cache_dir)
     else:
-        delimiter = "," if suffix.endswith(".csv") else "\t"
-        with open(path, encoding="utf-8", newline="") as f:
-            header = next(csv.reader(f, delimiter=delimiter, quoting=csv.QUOTE_NONE), [])
+        is_csv = suffix.endswith(".csv")
+        delimiter = "," if is_csv else "\t"
+        # TSV (ChEBI-20): no quoting, descriptions contain '"'. CSV: standard quoting, so a quoted text may hold
+        # commas and loses its quotes. utf-8-sig: a byte-order mark is not part of the first column's name.
+        quoting = csv.QUOTE_MINIMAL if is_csv else csv.QUOTE_NONE
+        try:
+            with open(path, encoding="utf-8-sig", newline="") as f:
+                reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
+                header = next(reader, [])
+                first_row = next(reader, None)
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{path} is not UTF-8 text ({err}); re-encode it as UTF-8.") from None
+        if not header:
+            raise ValueError(f"{path} is empty: expected a header line and molecule-text rows.")
+        if first_row is None:
+            raise ValueError(f"{path} has a header line but no data rows.")
+        repeated = sorted({c for c in header if header.count(c) > 1})
+        if repeated:
+            raise ValueError(f"{path}: column(s) {repeated} appear more than once in the header.")
         features = datasets.Features({c: datasets.Value("string") for c in header})
-        # QUOTE_NONE (quoting=3): ChEBI-20 descriptions contain '"'; keep "NA"-like texts as text.
-        ds = datasets.load_dataset(
-            "csv",
-            data_files=str(path),
-            split="train",
-            delimiter=delimiter,
-            quoting=csv.QUOTE_NONE,
-            keep_default_na=False,
-            na_filter=False,
-            features=features,
-            cache_dir=cache_dir,
-        )
+        try:
+            ds = datasets.load_dataset(
+                "csv",
+                data_files=str(path),
+                split="train",
+                delimiter=delimiter,
+                quoting=quoting,
+                encoding="utf-8-sig",
+                keep_default_na=False,  # keep "NA"-like texts as text
+                na_filter=False,
+                features=features,
+                cache_dir=cache_dir,
+            )
+        except Exception as err:  # datasets wraps the parser's reason in a generic DatasetGenerationError
+            cause = err.__cause__ or err.__context__ or err
+            raise ValueError(f"Could not read {path} as {'CSV' if is_csv else 'TSV'} pairs: {cause}") from err
     columns = ds.column_names
     smiles = _pick(columns, ("smiles",), path, "SMILES")
     text = _pick(columns, ("text", "description", "caption"), path, "text")
@@ -619,6 +640,8 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
             logger.info("Resuming from %s", checkpoint)
     elif checkpoint is None and os.path.isdir(training_args.output_dir) and get_last_checkpoint(training_args.output_dir):
         logger.warning("%s holds checkpoints; pass --resume to continue from the last one.", training_args.output_dir)
+    if checkpoint:
+        check_steps_left(checkpoint, training_args.max_steps)
 
     # ---- data: load, split, build the vocabulary, tokenise (main process first; the others read its caches)
     with training_args.main_process_first(desc="loading and tokenising the data"):
@@ -680,11 +703,8 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
     train_start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=checkpoint)
     train_seconds = time.perf_counter() - train_start
-    trainer.save_model()  # model + processor (text tokenizer, graph tokenizer and motif vocabulary)
+    save_final(trainer, processor, vocab, training_args.output_dir)
     trainer.save_state()
-    if trainer.is_world_process_zero():
-        processor.save_pretrained(training_args.output_dir)
-        vocab.save(Path(training_args.output_dir) / "motif_vocab.json")
 
     eval_metrics = trainer.evaluate() if eval_ds is not None else {}
     retrieval = None
@@ -720,6 +740,41 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
     if trainer.is_world_process_zero():
         print_summary(summary, eval_batch=training_args.per_device_eval_batch_size * training_args.world_size)
     return summary
+
+
+def check_steps_left(checkpoint: str, max_steps: int) -> None:
+    """Refuse to resume from a checkpoint that already reached ``max_steps`` (Trainer would train on past it)."""
+    state_file = Path(checkpoint) / "trainer_state.json"
+    if max_steps <= 0 or not state_file.is_file():
+        return
+    done = int(json.loads(state_file.read_text()).get("global_step", 0))
+    if done >= max_steps:
+        raise ValueError(
+            f"{checkpoint} has already trained {done} steps and --max_steps is {max_steps}: nothing left to do. "
+            "Raise --max_steps to train on, or drop --resume to start again."
+        )
+
+
+def save_final(trainer, processor, vocab, output_dir: str) -> None:
+    """Model, processor and motif vocabulary into ``output_dir``, never half-written: everything is written to a
+    temporary folder inside it first, then each file is moved into place with an atomic rename (a run killed while
+    saving leaves the previous files whole)."""
+    out = Path(output_dir)
+    tmp = out / f".saving-{os.getpid()}"
+    trainer.save_model(str(tmp))  # every rank (sharded models gather here); the main process writes
+    if not trainer.is_world_process_zero():
+        return
+    processor.save_pretrained(tmp)
+    vocab.save(tmp / "motif_vocab.json")
+    for entry in sorted(tmp.iterdir()):
+        target = out / entry.name
+        if entry.is_dir():
+            if target.exists():
+                shutil.rmtree(target)
+        os.replace(entry, target)
+    shutil.rmtree(tmp, ignore_errors=True)
+    for stale in out.glob(".saving-*"):  # left by a run killed while saving
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def validation_retrieval(model, processor, pairs, training_args) -> dict | None:

@@ -134,6 +134,37 @@ def test_killed_run_resumes_to_the_same_weights_and_losses(tiny_text_encoder, da
         torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5, msg=name)
 
 
+def test_resume_from_a_finished_run_is_refused(tiny_text_encoder, data_cache, tmp_path):
+    args = tiny_args(tiny_text_encoder, tmp_path / "done", data_cache, "--max_steps", "2", "--max_eval_samples", "0")
+    pretrain.main(args)
+    assert (tmp_path / "done" / "checkpoint-2").is_dir()
+    with pytest.raises(ValueError, match=r"checkpoint-2 has already trained 2 steps and --max_steps is 2"):
+        pretrain.main([*args, "--resume", "true"])
+
+
+def test_final_save_is_never_half_written(tiny_text_encoder, data_cache, tmp_path, monkeypatch):
+    from modeling_finemoltex import MotifVocab
+
+    out = tmp_path / "run"
+    args = tiny_args(tiny_text_encoder, out, data_cache, "--max_steps", "2", "--max_eval_samples", "0",
+                     "--save_strategy", "no")
+    pretrain.main(args)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.suffix in (".safetensors", ".json")}
+    assert "model.safetensors" in before
+
+    def killed(self, path):
+        raise KeyboardInterrupt("killed while saving")
+
+    monkeypatch.setattr(MotifVocab, "save", killed)  # the new weights are written, the vocabulary is not
+    with pytest.raises(KeyboardInterrupt):
+        pretrain.main([*args, "--learning_rate", "1e-2", "--seed", "1"])
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.suffix in (".safetensors", ".json")}
+    assert after == before  # the previous model is whole; nothing of the interrupted save reached the folder
+    monkeypatch.undo()
+    pretrain.main(args)  # the next save cleans up what the killed one left
+    assert not list(out.glob(".saving-*"))
+
+
 # ---------------------------------------------------------------------------------------------- NaN stop
 def test_nan_loss_stops_before_the_optimizer_step_and_keeps_the_last_checkpoint(
     tiny_text_encoder, data_cache, tmp_path, monkeypatch
@@ -347,6 +378,29 @@ def test_data_formats_drops_and_cache_reuse(tiny_text_encoder, sample_pairs, tmp
     assert sum(held) == n_valid + (1 if held[3] else 0)
     tok = from_tsv["processor"].tokenizer
     assert '"' in tok.decode(from_tsv["datasets"]["train"][0]["input_ids"])
+
+
+def test_pair_files_quoting_bom_and_empty_files(tmp_path):
+    csv_file = tmp_path / "pairs.csv"
+    csv_file.write_bytes('\ufeffid,smiles,text\n1,CCO,"An alcohol, used as a solvent."\n2,c1ccccc1O,"It is ""phenol""."\n'
+                         .encode("utf-8"))
+    pairs = pretrain.load_pairs(csv_file)  # a byte-order mark is not part of the first column's name
+    assert pairs["id"] == ["1", "2"]
+    assert pairs["text"] == ["An alcohol, used as a solvent.", 'It is "phenol".']  # quotes are CSV syntax
+    tsv_file = tmp_path / "pairs.tsv"  # ChEBI-20 TSV: no quoting, '"' is text
+    tsv_file.write_text('CID\tSMILES\tdescription\n1\tCCO\t"ethanol" is an alcohol\n')
+    assert pretrain.load_pairs(tsv_file)["text"] == ['"ethanol" is an alcohol']
+    bad = {
+        "empty.csv": (b"", "is empty"),
+        "header_only.csv": (b"smiles,text\n", "no data rows"),
+        "latin1.csv": ("smiles,text\nCCO,caf\u00e9 alcohol\n".encode("latin-1"), "not UTF-8"),
+        "twice.csv": (b"smiles,smiles,text\nCCO,CCO,x\n", r"\['smiles'\] appear more than once"),
+    }
+    for name, (content, message) in bad.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=message) as info:
+            pretrain.load_pairs(tmp_path / name)
+        assert name in str(info.value)
 
 
 def test_length_grouped_sampler_order_depends_only_on_seed_and_epoch():
