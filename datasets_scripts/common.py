@@ -267,7 +267,7 @@ def utf8_error(path: str | Path, err: UnicodeDecodeError) -> ValueError:
 
 def read_table(path: str | Path, delimiter: str | None = None, quoting: int = csv.QUOTE_MINIMAL):
     """Read a delimited file with a header line. Returns ``(header, rows)``; rows are lists of strings.
-    Raises ValueError naming the file for an empty or a non-UTF-8 file."""
+    Raises ValueError naming the file for an empty file, a header without data rows or a non-UTF-8 file."""
     try:
         with open_text(path) as handle:
             reader = csv.reader(handle, delimiter=delimiter_for(path, delimiter), quoting=quoting)
@@ -278,6 +278,8 @@ def read_table(path: str | Path, delimiter: str | None = None, quoting: int = cs
             rows = [row for row in reader if row]  # csv yields [] for blank lines
     except UnicodeDecodeError as err:
         raise utf8_error(path, err) from err
+    if not rows:  # a build from it would write empty splits and report success
+        raise ValueError(f"{path}: no data rows (only the header line {[h.strip() for h in header]})")
     return [h.strip() for h in header], rows
 
 
