@@ -241,15 +241,45 @@ def delimiter_for(path: str | Path, delimiter: str | None = None) -> str:
                      "pass --delimiter")
 
 
+def utf8_error(path: str | Path, err: UnicodeDecodeError) -> ValueError:
+    """A ValueError for a file that is not UTF-8, naming the file, the first bad line and its byte offset.
+
+    The decoder's own position is relative to a read buffer, so the file is scanned again (only on this error
+    path) line by line; a newline byte never occurs inside a UTF-8 multi-byte sequence."""
+    path = Path(path)
+    with open(path, "rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    offset = 0
+    with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")  # a BOM is valid UTF-8 too
+            except UnicodeDecodeError as bad:
+                uncompressed = " of the uncompressed data" if gzipped else ""
+                return ValueError(
+                    f"{path}: line {number} (byte offset {offset + bad.start}{uncompressed}) is not valid UTF-8 "
+                    f"(byte 0x{line[bad.start]:02x}: {bad.reason}); the file looks Latin-1/Windows-1252 or another "
+                    "encoding: re-encode it to UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+                )
+            offset += len(line)
+    return ValueError(f"{path} is not valid UTF-8 ({err}); re-encode it to UTF-8")
+
+
 def read_table(path: str | Path, delimiter: str | None = None, quoting: int = csv.QUOTE_MINIMAL):
-    """Read a delimited file with a header line. Returns ``(header, rows)``; rows are lists of strings."""
-    with open_text(path) as handle:
-        reader = csv.reader(handle, delimiter=delimiter_for(path, delimiter), quoting=quoting)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise ValueError(f"{path} is empty (no header line)") from None
-        rows = [row for row in reader if row]  # csv yields [] for blank lines
+    """Read a delimited file with a header line. Returns ``(header, rows)``; rows are lists of strings.
+    Raises ValueError naming the file for an empty file, a header without data rows or a non-UTF-8 file."""
+    try:
+        with open_text(path) as handle:
+            reader = csv.reader(handle, delimiter=delimiter_for(path, delimiter), quoting=quoting)
+            try:
+                header = next(reader)
+            except StopIteration:
+                raise ValueError(f"{path} is empty (no header line)") from None
+            rows = [row for row in reader if row]  # csv yields [] for blank lines
+    except UnicodeDecodeError as err:
+        raise utf8_error(path, err) from err
+    if not rows:  # a build from it would write empty splits and report success
+        raise ValueError(f"{path}: no data rows (only the header line {[h.strip() for h in header]})")
     return [h.strip() for h in header], rows
 
 

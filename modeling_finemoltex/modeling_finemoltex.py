@@ -550,6 +550,64 @@ class FineMolTexPreTrainedModel(PreTrainedModel):
         self.config.auto_map = auto_map
         return super().save_pretrained(save_directory, *args, **kwargs)
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`from_pretrained`; a weights file that cannot be read (cut short by an interrupted save, copy or
+        download) gives an error of the same class that names the file: safetensors' own message names none."""
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        except Exception as err:
+            message = str(err)
+            from_weights_reader = type(err).__name__ == "SafetensorError" or (
+                isinstance(err, (OSError, ValueError))
+                and any(word in message.lower() for word in ("header", "deserializ", "incomplete"))
+            )
+            # Rewrite only when a weights file is confirmed unreadable; anything else propagates untouched.
+            broken = cls._unreadable_weights_file(pretrained_model_name_or_path, kwargs) if from_weights_reader else None
+            if broken is None:
+                raise
+            path, size = broken
+            try:
+                named = type(err)(
+                    f"Cannot read the weights file {path} ({size:,} bytes): {message}. It looks truncated or "
+                    "half-written (an interrupted save, copy or download); save or download it again."
+                )
+            except TypeError:  # an exception class that does not take one message: keep the original
+                named = None
+            if named is None:
+                raise
+            raise named from err
+
+    @staticmethod
+    def _unreadable_weights_file(pretrained_model_name_or_path, kwargs) -> tuple[str, int] | None:
+        """(path, size) of the first `*.safetensors` file of a local or cached checkpoint whose header does not
+        open (safetensors also checks that the header covers the whole file, so any cut is caught), else None."""
+        import glob
+        import os
+
+        from safetensors import safe_open
+
+        folder = str(pretrained_model_name_or_path)
+        if not os.path.isdir(folder):
+            try:  # a Hub id already in the local cache: its snapshot folder
+                from huggingface_hub import try_to_load_from_cache
+
+                cached = try_to_load_from_cache(folder, "config.json", revision=kwargs.get("revision"))
+            except Exception:
+                cached = None
+            if not isinstance(cached, str):
+                return None
+            folder = os.path.dirname(cached)
+        if kwargs.get("subfolder"):
+            folder = os.path.join(folder, kwargs["subfolder"])
+        for path in sorted(glob.glob(os.path.join(glob.escape(folder), "*.safetensors"))):
+            try:
+                with safe_open(path, framework="pt"):
+                    pass
+            except Exception:
+                return path, os.path.getsize(path)
+        return None
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
         """GIN modules: PyTorch's default Linear init and xavier-uniform atom/bond embeddings (MoleculeSTM);

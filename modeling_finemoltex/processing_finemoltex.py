@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -22,6 +23,9 @@ from transformers.processing_utils import ProcessorMixin
 
 from .text_states_finemoltex import OFFSET_COLUMN
 from .tokenization_finemoltex import GRAPH_COLUMNS, FineMolTexGraphTokenizer, MoleculeParseError, collate_graphs
+
+# how `preprocess` (and the graph tokenizer under it) name a row of its batch in error messages
+_BATCH_POSITION = re.compile(r"\bat (?:index|row) (\d+)\b")
 
 TEXT_COLUMNS = ("input_ids",)
 
@@ -317,13 +321,14 @@ class FineMolTexProcessor(ProcessorMixin):
         ``num_proc=None`` tokenises in this process (``num_proc=1`` would still start a worker pool).
         ``map_kwargs`` go to ``datasets.Dataset.map`` (``cache_file_name``, ``load_from_cache_file``…).
         Rows whose SMILES do not parse are dropped when ``ignore_errors`` and counted in the returned
-        list of their indices.
+        list of their indices. An error (a bad SMILES without ``ignore_errors``, an empty text) names the
+        row of ``dataset``, not its position in a ``map`` batch.
         """
         total = len(dataset)
         # remember each row's position so dropped rows can be reported (map renumbers the survivors)
         with_rows = dataset.add_column("__row__", list(range(total)))
         mapped = with_rows.map(
-            self.preprocess,
+            self._preprocess_naming_rows,
             batched=True,
             batch_size=batch_size,
             num_proc=num_proc,
@@ -341,6 +346,26 @@ class FineMolTexProcessor(ProcessorMixin):
         kept_rows[np.asarray(mapped["__row__"], dtype=np.int64)] = True
         dropped = np.flatnonzero(~kept_rows).tolist()
         return mapped.remove_columns(["__row__", "row_index"]), dropped
+
+    def _preprocess_naming_rows(self, examples: dict[str, list], **kwargs) -> dict[str, list]:
+        """`preprocess` for `tokenize_dataset`: an error names the dataset row (``__row__``) instead of the
+        position inside the ``map`` batch, and keeps its exception class."""
+        try:
+            return self.preprocess(examples, **kwargs)
+        except ValueError as err:
+            message = str(err)
+            found = _BATCH_POSITION.search(message)
+            rows = examples.get("__row__")
+            if found is None or rows is None or int(found.group(1)) >= len(rows):
+                raise
+            where = f"at dataset row {rows[int(found.group(1))]}"
+            try:
+                named = type(err)(message[: found.start()] + where + message[found.end():])
+            except TypeError:  # an exception class that does not take one message: keep the original
+                named = None
+            if named is None:
+                raise
+            raise named from err
 
     def data_collator(self, **kwargs) -> FineMolTexDataCollator:
         """A `FineMolTexDataCollator` matching this processor's feature set and text padding."""

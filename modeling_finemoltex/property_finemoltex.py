@@ -247,6 +247,8 @@ def read_table(path: str | os.PathLike) -> tuple[list[str], dict[str, list]]:
     if name.endswith(".parquet"):
         import pyarrow.parquet as pq
 
+        # checked on the schema: pyarrow's own error for a repeated name ("Multiple matches for FieldRef") names no file
+        _refuse_duplicated_columns(list(pq.read_schema(path).names), path)
         table = pq.read_table(path)
         return list(table.column_names), {c: table.column(c).to_pylist() for c in table.column_names}
     with open(path, "rb") as probe:
@@ -262,6 +264,7 @@ def read_table(path: str | os.PathLike) -> tuple[list[str], dict[str, list]]:
             header = [h.strip() for h in next(reader)]
         except StopIteration:
             raise ValueError(f"{path} is empty (no header line)") from None
+        _refuse_duplicated_columns(header, path)
         rows = [row for row in reader if row]
     columns: dict[str, list] = {h: [] for h in header}
     for i, row in enumerate(rows):
@@ -270,6 +273,19 @@ def read_table(path: str | os.PathLike) -> tuple[list[str], dict[str, list]]:
         for h, v in zip(header, row):
             columns[h].append(v)
     return header, columns
+
+
+def _refuse_duplicated_columns(header: list[str], path) -> None:
+    """Columns are keyed by name: a repeated name would merge two columns into one list twice as long (misaligned
+    labels, or an IndexError further on)."""
+    seen, duplicated = set(), []
+    for name in header:
+        if name in seen and name not in duplicated:
+            duplicated.append(name)
+        seen.add(name)
+    if duplicated:
+        raise ValueError(f"{path}: duplicated column name(s) {duplicated} in the header {header}; every column "
+                         "needs its own name (rename or delete the repeats)")
 
 
 def _column(header: list[str], name: str, path, what: str) -> str:

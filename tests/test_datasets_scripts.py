@@ -324,6 +324,25 @@ def test_text_pairs_tsv_split_column(tmp_path):
         "unknown_split_value": 1, "molecule_in_higher_priority_split": 1}
 
 
+@pytest.mark.parametrize("name", ["latin1.csv", "latin1.csv.gz"])
+def test_text_pairs_non_utf8_file_names_file_and_line(tmp_path, name):
+    # a Latin-1 export gave a bare UnicodeDecodeError naming neither the file nor the line
+    data = "smiles,text\nCCO,ethanol\nCO,methanol\nCCN,\u00e9thylamine (caf\u00e9)\n".encode("latin-1")
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    expected = rf"{name.replace('.', '[.]')}: line 4 \(byte offset 40[^)]*\) is not valid UTF-8.*0xe9.*re-encode"
+    with pytest.raises(ValueError, match=expected):
+        build_text_pairs.main(["--input_file", str(path), "--output_dir", str(tmp_path / "o")])
+
+
+def test_text_pairs_header_only_file_fails(tmp_path):
+    # a header with no data rows used to write empty splits and exit 0
+    path = _write(tmp_path / "header_only.csv", "smiles,text\n\n")
+    with pytest.raises(ValueError, match=r"header_only\.csv: no data rows"):
+        build_text_pairs.main(["--input_file", str(path), "--output_dir", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()
+
+
 # --------------------------------------------------------------------------------------------------
 # DrugBank retrieval (MoleculeSTM format)
 # --------------------------------------------------------------------------------------------------

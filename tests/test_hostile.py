@@ -375,3 +375,50 @@ def test_atom_counting_is_linear_on_unclosed_brackets():
         started = time.perf_counter()
         assert count("[" * 20000) == 0 and count("[C" * 10000) == 10000 and count("[C]" * 3) == 3
         assert time.perf_counter() - started < 0.5
+
+
+# ------------------------------------------------------------------------------ 7: truncated weights file
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    from _model_fixtures import tiny_config
+    from modeling_finemoltex import FineMolTexForPreTraining
+
+    folder = tmp_path_factory.mktemp("tiny_checkpoint")
+    FineMolTexForPreTraining(tiny_config()).save_pretrained(folder)
+    return folder
+
+
+def test_truncated_weights_file_is_named(tiny_checkpoint, tmp_path):
+    from safetensors import SafetensorError
+    from transformers import AutoModel
+
+    from modeling_finemoltex import FineMolTexForPreTraining
+
+    folder = tmp_path / "cut"
+    shutil.copytree(tiny_checkpoint, folder)
+    weights = folder / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    for load in (FineMolTexForPreTraining.from_pretrained, AutoModel.from_pretrained):
+        with pytest.raises(SafetensorError) as caught:  # same exception class as safetensors' own
+            load(str(folder))
+        message = str(caught.value)
+        assert str(weights) in message and "truncated or half-written" in message, message
+        assert "deserializing header" in message  # safetensors' own reason is kept
+
+
+def test_weights_reader_errors_on_an_intact_file_are_not_rewritten(tiny_checkpoint, monkeypatch):
+    # a header-like error while the weights file is fine must not be blamed on the file
+    from transformers import PreTrainedModel
+
+    from modeling_finemoltex import FineMolTexForPreTraining
+
+    original = ValueError("bad header in some other input")
+
+    def fail(cls, *args, **kwargs):
+        raise original
+
+    monkeypatch.setattr(PreTrainedModel, "from_pretrained", classmethod(fail))
+    with pytest.raises(ValueError) as caught:
+        FineMolTexForPreTraining.from_pretrained(str(tiny_checkpoint))
+    assert caught.value is original

@@ -121,6 +121,22 @@ def test_datasets_map_matches_direct_call(processor, num_proc, tmp_path):
     assert torch.equal(from_arrow["cid"], torch.arange(5))
 
 
+@pytest.mark.parametrize("bad, error_class, expected", [
+    ({"smiles": "C1CC"}, "MoleculeParseError", r"^Invalid SMILES at dataset row 5: 'C1CC'"),
+    ({"smiles": "C" * 1001}, "MoleculeTooLargeError", r"^SMILES at dataset row 5 has 1,001 atoms"),
+    ({"text": "  "}, "ValueError", r"^Empty or missing text at dataset row 5: "),
+])
+def test_tokenize_dataset_errors_name_the_dataset_row(processor, bad, error_class, expected):
+    # with batch_size=2 the bad row is position 1 of its map batch: the error said "index 1" / "row 1"
+    from datasets import Dataset
+
+    smiles, texts = SMILES + ["CCO", "CCN"], TEXTS + ["ethanol", "ethylamine"]
+    smiles[5], texts[5] = bad.get("smiles", smiles[5]), bad.get("text", texts[5])
+    ds = Dataset.from_dict({"smiles": smiles, "text": texts})
+    with pytest.raises(ValueError, match=expected) as caught:
+        processor.tokenize_dataset(ds, num_proc=None, batch_size=2, ignore_errors=False, load_from_cache_file=False)
+    assert type(caught.value).__name__ == error_class  # the exception class is kept
+
 def test_collator_pads_to_multiple_and_passes_labels(processor):
     rows = [processor.encode(s, t) for s, t in zip(SMILES, TEXTS)]
     for i, row in enumerate(rows):

@@ -365,3 +365,25 @@ def test_bad_inputs_name_file_column_row(bbbp_rows, tmp_path):
     example = _load_example()
     with pytest.raises(ValueError, match="exactly one of"):
         example.main(["--data_file", str(good), "--output_dir", str(tmp_path / "x")])
+
+
+@pytest.mark.parametrize("header, duplicated", [(["smiles", "smiles", "p_np"], r"\['smiles'\]"),
+                                                (["smiles", "p_np", "p_np"], r"\['p_np'\]"),
+                                                ([" smiles", "smiles ", "p_np"], r"\['smiles'\]")])
+def test_duplicated_column_is_refused(bbbp_rows, tmp_path, header, duplicated):
+    # smiles,smiles,p_np doubled the molecules with misaligned labels; smiles,p_np,p_np raised IndexError
+    rows = [(s, s, y) if header.count("p_np") == 1 else (s, y, y) for s, y in bbbp_rows[:10]]
+    path = _write_csv(tmp_path / "dup.csv", header, rows)
+    with pytest.raises(ValueError, match=rf"dup\.csv: duplicated column name\(s\) {duplicated}"):
+        load_property_data(path)
+
+
+def test_duplicated_parquet_column_is_refused(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "dup.parquet"
+    pq.write_table(pa.Table.from_arrays([pa.array(["CCO"]), pa.array(["CCN"]), pa.array([1])],
+                                        names=["smiles", "smiles", "y"]), path)
+    with pytest.raises(ValueError, match=r"dup\.parquet: duplicated column name\(s\) \['smiles'\]"):
+        load_property_data(path)
