@@ -262,10 +262,15 @@ def read_table(path: str | os.PathLike) -> tuple[list[str], dict[str, list]]:
         reader = csv.reader(handle, delimiter=delimiter)
         try:
             header = [h.strip() for h in next(reader)]
+            _refuse_duplicated_columns(header, path)
+            rows = [row for row in reader if row]
         except StopIteration:
             raise ValueError(f"{path} is empty (no header line)") from None
-        _refuse_duplicated_columns(header, path)
-        rows = [row for row in reader if row]
+        except UnicodeDecodeError as err:
+            raise ValueError(
+                f"{path} is not UTF-8 text (line {reader.line_num + 1}: {err.reason} at byte {err.start} of its "
+                "chunk); re-encode it as UTF-8 (e.g. iconv -f latin1 -t utf-8)."
+            ) from None
     columns: dict[str, list] = {h: [] for h in header}
     for i, row in enumerate(rows):
         if len(row) != len(header):

@@ -34,6 +34,7 @@ from modeling_finemoltex.property_finemoltex import (
     metric_path,
     multitask_roc_auc,
     predict,
+    read_table,
     select_best_epoch,
     split_data,
 )
@@ -387,3 +388,10 @@ def test_duplicated_parquet_column_is_refused(tmp_path):
                                         names=["smiles", "smiles", "y"]), path)
     with pytest.raises(ValueError, match=r"dup\.parquet: duplicated column name\(s\) \['smiles'\]"):
         load_property_data(path)
+
+
+def test_non_utf8_property_table_names_the_file(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("smiles,p_np\nCCO,1\nCCN,0\nc1ccccc1O,1 caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1\.csv is not UTF-8 text.*re-encode"):
+        read_table(path)
