@@ -67,6 +67,7 @@ from modeling_finemoltex.trainer_finemoltex import (  # noqa: E402
     FineMolTexTrainer,
     TimeBudgetCallback,
     last_logged,
+    limit_heap_growth,
 )
 
 logger = logging.getLogger("finemoltex.pretrain")
@@ -603,6 +604,7 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
     """Run pre-training; returns a summary dict (also printed). `args`: a command line (list) or None (sys.argv)."""
     wall_start = time.perf_counter()
     model_args, data_args, training_args = parse_arguments(args)
+    limit_heap_growth()  # CPU memory stays bounded over long runs (see its docstring)
     embedded_default = data_args.train_file is None
     if not torch.cuda.is_available():
         training_args.dataloader_pin_memory = False  # nothing to pin for: avoids a warning per dataloader

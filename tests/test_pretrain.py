@@ -417,3 +417,15 @@ def test_length_grouped_sampler_order_depends_only_on_seed_and_epoch():
     batches = [first[i : i + 16] for i in range(0, 192, 16)]
     spread = sum(max(lengths[j] for j in bt) - min(lengths[j] for j in bt) for bt in batches) / len(batches)
     assert spread < 40  # grouped: far narrower than random batches (~90)
+
+
+def test_heap_growth_limit_applies_on_glibc_and_respects_the_environment(monkeypatch):
+    from modeling_finemoltex.trainer_finemoltex import limit_heap_growth
+
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
+    assert limit_heap_growth() is False  # the user's own setting wins
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
+    import platform
+
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert limit_heap_growth() is True
