@@ -10,9 +10,7 @@ assertions.
 CPU (default): the `small` preset with the MiniLM weights on the ChEBI-20 sample, `--threads` (2) torch threads, one
 run per text-encoder path, each in its own process (so each peak RSS is its own):
 
-- ``today``: the main job's path before the locked cached encoder: the text encoder trains (two encoder passes
-  per step, clean and masked text), exact float32 matmuls (``--cpu_matmul_precision highest``);
-- ``trained``: the same with the default ``--cpu_matmul_precision medium`` (bfloat16 multiplies where the CPU has them);
+- ``trained``: the text encoder trains (two encoder passes per step: clean and masked text);
 - ``locked``: the encoder is frozen but still runs every step (``--cache_text_states false``);
 - ``cached``: the frozen encoder's token states are computed once (included in "setup s") and never run again.
 
@@ -52,7 +50,6 @@ import pretrain  # noqa: E402
 SHARED = REPO.parent / "shared" / "data"
 # extra pretrain.py flags of each text-encoder path
 VARIANTS = {
-    "today": ["--freeze_text_model", "false", "--cpu_matmul_precision", "highest"],  # the main job before locked text
     "trained": ["--freeze_text_model", "false"],
     "locked": ["--freeze_text_model", "true", "--cache_text_states", "false"],
     "cached": ["--freeze_text_model", "true", "--cache_text_states", "true"],
@@ -229,8 +226,7 @@ def main():
                   f"{100 * r['data_wait_share']:>9.1f}% {r['peak_rss_gib']:>13.2f} {mem:>8} {setup:>8.0f}", flush=True)
     for batch in batch_sizes:
         if ("cached", batch) in speeds:
-            ratios = [f"{speeds['cached', batch] / speeds[v, batch]:.1f}x {v}" for v in ("today", "trained", "locked")
-                      if (v, batch) in speeds]
+            ratios = [f"{speeds['cached', batch] / speeds[v, batch]:.1f}x {v}" for v in ("trained", "locked") if (v, batch) in speeds]
             if ratios:
                 print(f"cached vs (batch {batch}): " + ", ".join(ratios))
     if opts.main_job:

@@ -34,7 +34,6 @@ The output folder gets the model, the processor (text tokenizer + graph tokenize
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import json
@@ -171,13 +170,6 @@ class PretrainingArguments(TrainingArguments):
     )
     max_train_minutes: float | None = field(
         default=None, metadata={"help": "Stop (and save) after this many minutes of training."}
-    )
-    cpu_matmul_precision: str = field(
-        default="medium",
-        metadata={"help": "torch float32 matmul precision while training on a CPU: 'medium' lets oneDNN multiply in "
-                  "bfloat16 with float32 accumulation where the CPU has it (AMX/AVX512-BF16: ~4x faster linear layers), "
-                  "like TF32 on GPUs; 'highest' keeps exact float32. The text-state cache and the final evaluation "
-                  "always use 'highest'."},
     )
     retrieval_eval: bool = field(
         default=False,
@@ -629,8 +621,6 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
 
     # ---- fail fast on bad input, before anything expensive
     overrides = parse_overrides(model_args.config_overrides)
-    if training_args.cpu_matmul_precision not in ("highest", "high", "medium"):
-        raise ValueError(f"--cpu_matmul_precision must be highest, high or medium, got {training_args.cpu_matmul_precision!r}")
     _require_file(data_args.train_file or str(SAMPLE_FILE), "Training file")
     if data_args.validation_file:
         _require_file(data_args.validation_file, "Validation file")
@@ -713,8 +703,7 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
     )
 
     train_start = time.perf_counter()
-    with matmul_precision(training_args.cpu_matmul_precision if training_args.device.type == "cpu" else None):
-        result = trainer.train(resume_from_checkpoint=checkpoint)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
     train_seconds = time.perf_counter() - train_start
     save_final(trainer, processor, vocab, training_args.output_dir)
     trainer.save_state()
@@ -753,20 +742,6 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
     if trainer.is_world_process_zero():
         print_summary(summary, eval_batch=training_args.per_device_eval_batch_size * training_args.world_size)
     return summary
-
-
-@contextlib.contextmanager
-def matmul_precision(precision: str | None):
-    """`torch.set_float32_matmul_precision` inside the block only (None: unchanged)."""
-    if precision is None:
-        yield
-        return
-    before = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision(precision)
-    try:
-        yield
-    finally:
-        torch.set_float32_matmul_precision(before)
 
 
 def check_steps_left(checkpoint: str, max_steps: int) -> None:

@@ -429,21 +429,3 @@ def test_heap_growth_limit_applies_on_glibc_and_respects_the_environment(monkeyp
 
     if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
         assert limit_heap_growth() is True
-
-
-def test_cpu_matmul_precision_applies_to_training_only(tiny_text_encoder, data_cache, tmp_path):
-    from transformers import TrainerCallback
-
-    seen = []
-
-    class Precision(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            seen.append(torch.get_float32_matmul_precision())
-
-    before = torch.get_float32_matmul_precision()
-    pretrain.main(tiny_args(tiny_text_encoder, tmp_path / "p", data_cache, "--max_steps", "2", "--save_strategy", "no"),
-                  callbacks=[Precision()])
-    assert seen == ["medium", "medium"] and torch.get_float32_matmul_precision() == before
-    with pytest.raises(ValueError, match="cpu_matmul_precision.*lowest"):
-        pretrain.main(tiny_args(tiny_text_encoder, tmp_path / "q", data_cache, "--cpu_matmul_precision", "lowest"))
-    assert not (tmp_path / "q").exists()
