@@ -62,7 +62,7 @@ class FineMolTexDataCollator:
         (rounded up to ``pad_to_multiple_of``), and ``text_encoder_states`` float32 (B, L, H) from the cache when the
         collator has one."""
         ids = [np.asarray(r["input_ids"], dtype=np.int64).reshape(-1) for r in rows]
-        width = max(len(x) for x in ids)
+        width = max((len(x) for x in ids), default=0)
         if self.pad_to_multiple_of:
             width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
         input_ids = np.full((len(ids), width), self.text_pad_token_id, dtype=np.int64)
@@ -232,26 +232,15 @@ class FineMolTexProcessor(ProcessorMixin):
         )
         kept = rows_columns.pop("row_index")
         rows = [dict(zip(rows_columns, values)) for values in zip(*rows_columns.values())] if rows_columns else []
+        collator = FineMolTexDataCollator.from_processor(self, return_tensors=None, pad_to_multiple_of=None)
         if smiles is None:
-            batch = self._pad_text(rows)
+            batch = collator.pad_text(rows)
         else:
-            collator = FineMolTexDataCollator.from_processor(self, return_tensors=None, pad_to_multiple_of=None)
             batch = collator(rows) if rows else collate_graphs([], *self._num_features, return_tensors=None)
         out = BatchFeature(batch, tensor_type=return_tensors)
         if smiles is not None:
             out["kept_indices"] = kept
         return out
-
-    def _pad_text(self, rows):
-        ids = [r["input_ids"] for r in rows]
-        width = max((len(x) for x in ids), default=0)
-        pad = self.tokenizer.pad_token_id or 0
-        input_ids = np.full((len(ids), width), pad, dtype=np.int64)
-        mask = np.zeros((len(ids), width), dtype=np.int64)
-        for b, x in enumerate(ids):
-            input_ids[b, : len(x)] = x
-            mask[b, : len(x)] = 1
-        return {"input_ids": input_ids, "attention_mask": mask}
 
     @property
     def _num_features(self):
