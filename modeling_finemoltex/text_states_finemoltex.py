@@ -50,20 +50,22 @@ def encoder_fingerprint(module: torch.nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def _token_offsets(dataset) -> np.ndarray:
-    """Int64 (R + 1,) start of each row's ``input_ids`` in the flattened column (an Arrow list column)."""
+def _ids_column(dataset):
+    """The ``input_ids`` Arrow list column of a tokenised split, in row order."""
     if getattr(dataset, "_indices", None) is not None:
         dataset = dataset.flatten_indices()
-    column = dataset.data.column("input_ids").combine_chunks()
-    offsets = column.offsets.to_numpy().astype(np.int64)
+    return dataset.data.column("input_ids").combine_chunks()
+
+
+def _token_offsets(dataset) -> np.ndarray:
+    """Int64 (R + 1,) start of each row's ``input_ids`` in the flattened column."""
+    offsets = _ids_column(dataset).offsets.to_numpy().astype(np.int64)
     return offsets - offsets[0]
 
 
 def _flat_ids(dataset) -> np.ndarray:
-    if getattr(dataset, "_indices", None) is not None:
-        dataset = dataset.flatten_indices()
-    column = dataset.data.column("input_ids").combine_chunks()
-    return column.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
+    """Int64 (T,) every row's ``input_ids``, concatenated."""
+    return _ids_column(dataset).flatten().to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 class FineMolTexTextStateCache:
