@@ -188,48 +188,60 @@ def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
 class _LinearCrossEntropy(torch.autograd.Function):
     """Mean cross-entropy of ``hidden @ weight.T + bias`` over the labelled rows, computed chunk by chunk: the
     (n, V) logits never exist at once, and nothing of size V per row is kept for the backward pass (the gradients
-    are formed in the forward pass, one chunk at a time, and only scaled in `backward`)."""
+    are formed in the forward pass, one chunk at a time, and only scaled in `backward`). The three matrix products
+    run in `matmul_dtype` (fp32, or bf16 under autocast); logits, softmax and accumulated gradients are fp32."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, labels, chunk_size: int):
-        h, w = hidden.float(), weight.float()
+    def forward(ctx, hidden, weight, bias, labels, chunk_size: int, matmul_dtype: torch.dtype):
+        h_mm, w_mm = hidden.to(matmul_dtype), weight.to(matmul_dtype)
         b = bias.float() if bias is not None else None
         valid = labels != IGNORE_INDEX
         count = valid.sum().clamp(min=1).float()
-        grad_h = torch.zeros_like(h)
-        grad_w = torch.zeros_like(w)
+        grad_h = torch.zeros(hidden.shape, dtype=torch.float32, device=hidden.device)
+        grad_w = None
         grad_b = torch.zeros_like(b) if b is not None else None
-        total = h.new_zeros(())
-        for start in range(0, h.size(0), chunk_size):
+        total = grad_h.new_zeros(())
+        # one pass per line over each (chunk, V) buffer; the buffer is reused in place from logits to gradient
+        for start in range(0, h_mm.size(0), chunk_size):
             rows = slice(start, start + chunk_size)
-            logits = h[rows] @ w.t()
+            logits = (h_mm[rows] @ w_mm.t()).float()
             if b is not None:
-                logits = logits + b
-            target = labels[rows].clamp(min=0)
+                logits += b
+            target = labels[rows].clamp(min=0)[:, None]
             keep = valid[rows].float()
-            log_z = torch.logsumexp(logits, dim=1)
-            total = total + ((log_z - logits.gather(1, target[:, None]).squeeze(1)) * keep).sum()
-            # d(loss)/d(logits) = softmax - one_hot(target), zero on ignored rows; reuse the logits buffer
-            grad_logits = logits.sub_(log_z[:, None]).exp_()
-            grad_logits.scatter_add_(1, target[:, None], -torch.ones_like(keep)[:, None])
-            grad_logits.mul_(keep[:, None] / count)
-            grad_h[rows] = grad_logits @ w
-            grad_w.addmm_(grad_logits.t(), h[rows])
+            target_logit = logits.gather(1, target).squeeze(1)
+            row_max = logits.amax(dim=1, keepdim=True)
+            probs = logits.sub_(row_max).exp_()  # unnormalised softmax
+            row_sum = probs.sum(dim=1)
+            log_z = row_max.squeeze(1) + row_sum.log()
+            total = total + ((log_z - target_logit) * keep).sum()
+            # d(loss)/d(logits) = softmax - one_hot(target), zero on ignored rows
+            grad_logits = probs.mul_((keep / (count * row_sum))[:, None])
+            grad_logits.scatter_add_(1, target, -(keep / count)[:, None])
             if grad_b is not None:
                 grad_b += grad_logits.sum(0)
+            grad_mm = grad_logits.to(matmul_dtype)
+            grad_h[rows] = grad_mm @ w_mm
+            chunk_grad_w = grad_mm.t() @ h_mm[rows]
+            grad_w = chunk_grad_w.float() if grad_w is None else grad_w.add_(chunk_grad_w)
+        if grad_w is None:  # no rows
+            grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
         ctx.save_for_backward(grad_h, grad_w, grad_b if grad_b is not None else torch.empty(0))
         ctx.has_bias = b is not None
         ctx.dtypes = (hidden.dtype, weight.dtype, bias.dtype if bias is not None else None)
         return total / count
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output):
         grad_h, grad_w, grad_b = ctx.saved_tensors
         g = grad_output.float()
+        # in place: the saved gradients are used once, and a (V, D) buffer is most of this head's memory traffic
         return (
-            (grad_h * g).to(ctx.dtypes[0]),
-            (grad_w * g).to(ctx.dtypes[1]),
-            (grad_b * g).to(ctx.dtypes[2]) if ctx.has_bias else None,
+            grad_h.mul_(g).to(ctx.dtypes[0]),
+            grad_w.mul_(g).to(ctx.dtypes[1]),
+            grad_b.mul_(g).to(ctx.dtypes[2]) if ctx.has_bias else None,
+            None,
             None,
             None,
         )
@@ -238,13 +250,16 @@ class _LinearCrossEntropy(torch.autograd.Function):
 def linear_cross_entropy(
     hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, labels: torch.Tensor, chunk_size: int = 256
 ) -> torch.Tensor:
-    """`masked_cross_entropy(F.linear(hidden, weight, bias), labels)` (same value and gradients, fp32) with peak
-    memory O(chunk_size x V) instead of several (n, V) buffers: for a large output vocabulary (the MLM head's 30k
-    words) those buffers are most of a CPU step's memory.
+    """`masked_cross_entropy(F.linear(hidden, weight, bias), labels)` (same value and gradients) with peak memory
+    O(chunk_size x V) instead of several (n, V) buffers: for a large output vocabulary (the MLM head's 30k words)
+    those buffers are most of a CPU step's memory. Under autocast the products use the autocast dtype (as
+    `F.linear` would) and the softmax stays fp32; otherwise everything is fp32.
 
     hidden: (n, D); weight: (V, D); bias: (V,) or None; labels: Long (n,), -100 = ignored. Returns a scalar."""
-    with torch.autocast(device_type=hidden.device.type, enabled=False):
-        return _LinearCrossEntropy.apply(hidden, weight, bias, labels, int(chunk_size))
+    device = hidden.device.type
+    matmul_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else torch.float32
+    with torch.autocast(device_type=device, enabled=False):
+        return _LinearCrossEntropy.apply(hidden, weight, bias, labels, int(chunk_size), matmul_dtype)
 
 
 def duplicate_negative_mask(duplicate_key: torch.Tensor) -> torch.Tensor:

@@ -232,3 +232,29 @@ def test_linear_cross_entropy_without_labels_is_zero_and_attached():
     loss = L.linear_cross_entropy(hidden, weight, None, torch.full((3,), -100))
     loss.backward()
     assert loss.item() == 0.0 and weight.grad is not None and not weight.grad.any()
+
+
+def test_linear_cross_entropy_under_bf16_autocast_stays_close_to_fp32():
+    # the products run in bf16 (as F.linear would under autocast); the softmax and the returned gradients are fp32
+    gen = torch.Generator().manual_seed(1)
+    hidden = torch.randn(40, 16, generator=gen)
+    weight = 0.3 * torch.randn(300, 16, generator=gen)
+    labels = torch.randint(0, 300, (40,), generator=gen)
+    labels[::7] = -100
+    exact = [t.clone().requires_grad_() for t in (hidden, weight)]
+    half = [t.clone().requires_grad_() for t in (hidden, weight)]
+    L.linear_cross_entropy(*exact, None, labels, chunk_size=16).backward()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = L.linear_cross_entropy(*half, None, labels, chunk_size=16)
+    loss.backward()
+    assert loss.dtype == torch.float32 and half[1].grad.dtype == torch.float32
+    torch.testing.assert_close(loss, L.masked_cross_entropy(F.linear(hidden, weight), labels), rtol=2e-2, atol=2e-2)
+    for got, want in zip(half, exact):
+        torch.testing.assert_close(got.grad, want.grad, rtol=0.1, atol=2e-3)
+
+
+def test_linear_cross_entropy_with_no_rows():
+    weight = torch.randn(6, 4, requires_grad=True)
+    loss = L.linear_cross_entropy(torch.zeros(0, 4, requires_grad=True), weight, None, torch.zeros(0, dtype=torch.long))
+    loss.backward()
+    assert loss.item() == 0.0 and weight.grad is not None and not weight.grad.any()
