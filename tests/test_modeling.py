@@ -326,6 +326,35 @@ def test_bf16_autocast(config, batch):
     for name in LOSS_NAMES:
         assert torch.isfinite(getattr(out, name)), name
     out.loss.backward()
+    # without dropout, bf16 products (attention itself stays fp32 on the CPU) give the fp32 losses to ~1%
+    model.eval()
+    with torch.no_grad():
+        exact = model(**batch, mask_seed=0)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = model(**batch, mask_seed=0)
+    for name in LOSS_NAMES:
+        torch.testing.assert_close(getattr(half, name), getattr(exact, name), rtol=0.03, atol=0.03)
+
+
+def test_cpu_dropout_mask_rate_scale_and_gradient():
+    dropout = modeling.FineMolTexDropout(0.1)
+    x = torch.full((1000, 1000), 2.0, requires_grad=True)
+    torch.manual_seed(0)
+    y = dropout(x)
+    kept = y != 0
+    assert abs(1 - kept.float().mean().item() - 0.1) < 0.002
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 2.0 / 0.9))
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, kept.float() / 0.9)
+    torch.manual_seed(0)
+    assert torch.equal(dropout(x), y)  # the default generator: seeded runs repeat
+    assert not torch.equal(dropout(x), y)  # and a new mask per call
+    # rows and columns are not correlated (four masks per 64-bit draw: neighbours come from one draw)
+    assert abs(kept[:, 0::4].float().mean() - kept[:, 3::4].float().mean()) < 0.01
+    dropout.eval()
+    assert torch.equal(dropout(x), x)
+    assert torch.equal(modeling.FineMolTexDropout(0.0)(x), x)
+    assert not modeling.FineMolTexDropout(1.0)(x).any()
 
 
 # ----------------------------------------------------------------------------------------- bad input
