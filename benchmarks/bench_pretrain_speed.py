@@ -12,9 +12,7 @@ run per text-encoder path, each in its own process (so each peak RSS is its own)
 
 - ``trained``: the text encoder trains (two encoder passes per step: clean and masked text);
 - ``locked``: the encoder is frozen but still runs every step (``--cache_text_states false``);
-- ``cached``: the frozen encoder's token states are computed once (included in "setup s") and never run again;
-- ``trained-fp32``, ``cached-fp32``: the same in fp32 (the rows above use pretrain.py's precision default: bf16
-  autocast on a CPU with AMX, fp32 on one without, where these rows repeat them).
+- ``cached``: the frozen encoder's token states are computed once (included in "setup s") and never run again.
 
 Paper path: ChEBI-20 validation pairs from ../shared/data/chebi20/validation.txt, the SciBERT-sized `paper` config
 with random weights and the SciBERT tokenizer (../shared/data/scibert_scivocab_uncased), the encoder trained (the
@@ -55,10 +53,6 @@ VARIANTS = {
     "trained": ["--freeze_text_model", "false"],
     "locked": ["--freeze_text_model", "true", "--cache_text_states", "false"],
     "cached": ["--freeze_text_model", "true", "--cache_text_states", "true"],
-    # fp32 rows: pretrain.py's precision default is bf16 autocast where the device multiplies bf16 natively (AMX);
-    # "trained-fp32" is the path the main job took before the cache and that default existed
-    "trained-fp32": ["--freeze_text_model", "false", "--bf16", "false"],
-    "cached-fp32": ["--freeze_text_model", "true", "--cache_text_states", "true", "--bf16", "false"],
 }
 GPU_COMMAND = ("python benchmarks/bench_pretrain_speed.py --preset paper --bf16 --batch-sizes 64 128 256   "
                "# on a CUDA machine (pre-tokenise here first if it lacks rdkit/datasets)")
@@ -184,7 +178,7 @@ def main():
     parser.add_argument("--variants", nargs="+", default=None, choices=sorted(VARIANTS),
                         help="text-encoder paths (default: all three on a CPU, trained for paper)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps (default: 5 on CUDA, 2 on CPU)")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps (default: 20 on CUDA, 10 on CPU)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps (default: 20 on CUDA, 6 on CPU)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 2 on a CPU)")
     parser.add_argument("--main-job", action="store_true", help="also run the README's main job and report its peak RSS")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -194,7 +188,7 @@ def main():
     cuda = torch.cuda.is_available()
     threads = opts.threads or (None if cuda else 2)
     warmup = opts.warmup if opts.warmup is not None else (5 if cuda else 2)
-    steps = opts.steps if opts.steps is not None else (20 if cuda else 10)
+    steps = opts.steps if opts.steps is not None else (20 if cuda else 6)
     batch_sizes = opts.batch_sizes or ([64, 128, 256] if opts.preset == "paper" else [32])
     variants = opts.variants or (["trained"] if cuda or opts.preset == "paper" else list(VARIANTS))
     tmp = Path(tempfile.mkdtemp(prefix="finemoltex_bench_"))
@@ -208,10 +202,8 @@ def main():
     if opts.preset == "paper":
         data = SHARED / "chebi20" / "validation.txt"
         common += ["--train_file", str(data), "--text_model_name_or_path", str(random_scibert(tmp / "scibert_random"))]
-    precision = "bf16" if opts.bf16 else ("pretrain.py default (bf16 autocast)" if pretrain.native_bf16("cuda" if cuda else "cpu")
-                                          else "pretrain.py default (fp32)")
     print(f"device: {torch.cuda.get_device_name() if cuda else f'CPU, {threads} threads'}; preset {opts.preset}; "
-          f"precision {precision}; {warmup} warm-up + {steps} timed steps; torch {torch.__version__}")
+          f"bf16 {opts.bf16}; {warmup} warm-up + {steps} timed steps; torch {torch.__version__}")
     print(f"{'text encoder':>12} {'batch':>6} {'s/step':>8} {'pairs/s':>8} {'data wait':>10} {'peak RSS GiB':>13} "
           f"{'GPU GiB':>8} {'setup s':>8}")
     speeds: dict[tuple[str, int], float] = {}
@@ -234,8 +226,7 @@ def main():
                   f"{100 * r['data_wait_share']:>9.1f}% {r['peak_rss_gib']:>13.2f} {mem:>8} {setup:>8.0f}", flush=True)
     for batch in batch_sizes:
         if ("cached", batch) in speeds:
-            ratios = [f"{speeds['cached', batch] / speeds[v, batch]:.1f}x {v}" for v in VARIANTS
-                      if v != "cached" and (v, batch) in speeds]
+            ratios = [f"{speeds['cached', batch] / speeds[v, batch]:.1f}x {v}" for v in ("trained", "locked") if (v, batch) in speeds]
             if ratios:
                 print(f"cached vs (batch {batch}): " + ", ".join(ratios))
     if opts.main_job:

@@ -68,7 +68,6 @@ from modeling_finemoltex.trainer_finemoltex import (  # noqa: E402
     TimeBudgetCallback,
     last_logged,
     limit_heap_growth,
-    native_bf16,
 )
 
 logger = logging.getLogger("finemoltex.pretrain")
@@ -177,12 +176,6 @@ class PretrainingArguments(TrainingArguments):
         metadata={"help": "After training: zero-shot full-ranking retrieval on the validation pairs (both directions, "
                   "all validation pairs as candidates), printed and saved to <output_dir>/retrieval_validation.json."},
     )
-    bf16: bool | None = field(
-        default=None,
-        metadata={"help": "bf16 autocast (fp32 weights and optimizer). Default: on where the device multiplies bf16 "
-                  "natively (a CUDA GPU with bf16, a CPU with AMX), fp32 elsewhere, with --fp16, or when accelerate's "
-                  "config chose a mixed precision. --bf16 alone means true."},
-    )
     per_device_train_batch_size: int = field(default=16)
     per_device_eval_batch_size: int = field(default=32)
     learning_rate: float = field(default=1e-4)
@@ -206,8 +199,8 @@ def parse_arguments(args: list[str] | None = None):
             return parser.parse_json_file(path, allow_extra_keys=False)
         except ValueError as err:  # unknown keys
             raise ValueError(f"{path}: {err}") from None
-    # `--freeze_text_model` / `--bf16` alone mean true (an Optional[bool] field otherwise wants a value)
-    for flag in ("--freeze_text_model", "--freeze-text-model", "--bf16"):
+    # `--freeze_text_model` alone means true (an Optional[bool] field otherwise wants a value)
+    for flag in ("--freeze_text_model", "--freeze-text-model"):
         if flag in args:
             i = args.index(flag)
             if i + 1 == len(args) or args[i + 1].startswith("-"):
@@ -612,7 +605,6 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
     wall_start = time.perf_counter()
     model_args, data_args, training_args = parse_arguments(args)
     limit_heap_growth()  # CPU memory stays bounded over long runs (see its docstring)
-    resolve_bf16(training_args)
     embedded_default = data_args.train_file is None
     if not torch.cuda.is_available():
         training_args.dataloader_pin_memory = False  # nothing to pin for: avoids a warning per dataloader
@@ -729,8 +721,6 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
         "dropped_pairs": dropped,
         "steps": trainer.state.global_step,
         "text_encoder": text_mode,
-        "precision": "bf16 autocast" if training_args.mixed_precision == "bf16" else (
-            "fp16 autocast" if training_args.mixed_precision == "fp16" else "fp32"),
         "train_seconds": train_seconds,
         "pairs_per_second": (
             trainer.state.global_step * training_args.train_batch_size * training_args.gradient_accumulation_steps
@@ -752,17 +742,6 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
     if trainer.is_world_process_zero():
         print_summary(summary, eval_batch=training_args.per_device_eval_batch_size * training_args.world_size)
     return summary
-
-
-def resolve_bf16(training_args: PretrainingArguments) -> None:
-    """Fill in --bf16 when it was not given (see its help). TrainingArguments settled the mixed precision before
-    this default existed, so it is set here too (the Trainer's accelerator reads `mixed_precision`)."""
-    if training_args.bf16 is not None:
-        return
-    chosen_elsewhere = training_args.fp16 or training_args.mixed_precision != "no"
-    training_args.bf16 = not chosen_elsewhere and native_bf16(training_args.device)
-    if training_args.bf16:
-        training_args.mixed_precision = "bf16"
 
 
 def check_steps_left(checkpoint: str, max_steps: int) -> None:
@@ -825,7 +804,7 @@ def print_summary(s: dict, eval_batch: int) -> None:
         "=" * 72,
         f"FineMolTex pre-training finished in {s['wall_seconds']:.0f} s (training {s['train_seconds']:.0f} s, "
         f"{s['steps']} steps{', stopped by the time budget' if s['stopped_by_time_budget'] else ''}; text encoder "
-        f"{s['text_encoder']}; {s['precision']})",
+        f"{s['text_encoder']})",
         f"  data: {s['train_pairs']} training / {s['validation_pairs']} validation pairs; dropped {s['dropped_pairs']}",
         f"  speed: {fmt(s['pairs_per_second'])} pairs/s; waiting on data {100 * (s['data_wait_share'] or 0):.1f}% of training time",
         f"  last training log: loss {fmt(s['train_loss'])} (contrastive {fmt(s['train_contrastive_loss'])}, "

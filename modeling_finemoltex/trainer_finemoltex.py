@@ -222,19 +222,6 @@ def limit_heap_growth(threshold: int = HEAP_MMAP_THRESHOLD) -> bool:
     return bool(mallopt(m_mmap_threshold, int(threshold)))
 
 
-def native_bf16(device: torch.device | str) -> bool:
-    """Whether `device` multiplies bf16 natively, so bf16 autocast pays: a CUDA device with bf16 support, or a CPU
-    with AMX tiles (measured on a 2-core AMX Xeon, `small` preset, cached text states: 27.8 pairs/s with bf16
-    autocast vs 20.6 in fp32). A CPU without AMX would emulate or convert, so it stays in fp32."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        amx = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private in torch 2.x; absent means unknown: no
-        return bool(amx and amx())
-    return False
-
-
 def last_logged(log_history: list[dict], key: str) -> float | None:
     """The last value of `key` in `trainer.state.log_history` (None if never logged)."""
     for entry in reversed(log_history):
