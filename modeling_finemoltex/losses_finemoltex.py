@@ -194,10 +194,18 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, bias, labels, chunk_size: int, matmul_dtype: torch.dtype):
         h_mm, w_mm = hidden.to(matmul_dtype), weight.to(matmul_dtype)
+        num_rows = h_mm.size(0)
+        if matmul_dtype != torch.float32 and num_rows % chunk_size:
+            # Reduced precision on a CPU runs on oneDNN, which keeps a compiled kernel and a packed copy of `weight`
+            # for every new product shape (~2 x V x D bytes here): ragged last chunks would grow memory by one such
+            # copy per new row count. Ignored zero rows make every chunk the same shape.
+            pad = chunk_size - num_rows % chunk_size
+            h_mm = F.pad(h_mm, (0, 0, 0, pad))
+            labels = F.pad(labels, (0, pad), value=IGNORE_INDEX)
         b = bias.float() if bias is not None else None
         valid = labels != IGNORE_INDEX
         count = valid.sum().clamp(min=1).float()
-        grad_h = torch.zeros(hidden.shape, dtype=torch.float32, device=hidden.device)
+        grad_h = torch.zeros(h_mm.shape, dtype=torch.float32, device=hidden.device)
         grad_w = None
         grad_b = torch.zeros_like(b) if b is not None else None
         total = grad_h.new_zeros(())
@@ -226,7 +234,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
             grad_w = chunk_grad_w.float() if grad_w is None else grad_w.add_(chunk_grad_w)
         if grad_w is None:  # no rows
             grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
-        ctx.save_for_backward(grad_h, grad_w, grad_b if grad_b is not None else torch.empty(0))
+        ctx.save_for_backward(grad_h[:num_rows], grad_w, grad_b if grad_b is not None else torch.empty(0))
         ctx.has_bias = b is not None
         ctx.dtypes = (hidden.dtype, weight.dtype, bias.dtype if bias is not None else None)
         return total / count
