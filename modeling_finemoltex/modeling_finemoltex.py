@@ -118,7 +118,9 @@ class FineMolTexForPreTrainingOutput(ModelOutput):
             a loss (the MLM loss is then fused with its decoder, see `linear_cross_entropy`).
         mlm_labels: (num masked words,) original token ids.
         motif_mask / word_mask: Bool (B, M) / (B, L), the masks used this step.
-        fused_motif_hidden_state / fused_text_hidden_state: outputs of the co-attention pass on masked inputs.
+        fused_motif_hidden_state / fused_text_hidden_state: (B, M, Dm) / (B, L, Dt) outputs of the co-attention pass
+            on masked inputs, with `output_hidden_states=True` only (otherwise None: the pass then computes its last
+            step at the masked positions alone).
     """
 
     loss: torch.FloatTensor | None = None
@@ -156,7 +158,7 @@ class FineMolTexDropout(nn.Dropout):
         draws = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2**63), None)
         uniform16 = draws.view(torch.int16)[:n].view(x.shape)  # uniform over [-32768, 32767]
         keep = uniform16 >= round(self.p * 65536) - 32768
-        return torch.where(keep, x * (1.0 / (1.0 - self.p)), x.new_zeros(()))
+        return x * (keep.to(x.dtype) * (1.0 / (1.0 - self.p)))  # a scaled 0/1 mask: backward is one multiply
 
 
 # ================================================================================================ graph tower
@@ -327,7 +329,7 @@ class FineMolTexAttention(nn.Module):
             context = context.to(q.dtype)
         else:
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
-        context = context.transpose(1, 2).reshape(queries.size(0), queries.size(1), -1)
+        context = context.transpose(1, 2).reshape(queries.size(0), queries.size(1), self.num_heads * self.head_size)
         return self.output(context)
 
 
@@ -354,11 +356,16 @@ class FineMolTexTransformerLayer(GradientCheckpointingLayer):
         self.feed_forward = FineMolTexFeedForward(hidden_size, intermediate_size, config)
         self.output_norm = nn.LayerNorm(hidden_size, eps=config.layer_norm_eps)
 
-    def forward(self, hidden_states: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
-        """hidden_states (B, S, D), padding_mask Bool (B, S) True = real -> (B, S, D)."""
-        attended = self.attention(hidden_states, hidden_states, padding_mask)
-        hidden_states = self.attention_norm(hidden_states + self.attention_dropout(attended))
-        return self.output_norm(hidden_states + self.feed_forward(hidden_states))
+    def forward(
+        self, hidden_states: torch.Tensor, padding_mask: torch.Tensor, query_states: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """hidden_states (B, S, D), padding_mask Bool (B, S) True = real -> (B, S, D). With `query_states` (B, Q, D),
+        the states of some positions (`take_positions`), only those are computed (keys and values still come from
+        every position) -> (B, Q, D): what the last layer needs when only some outputs are used."""
+        queries = hidden_states if query_states is None else query_states
+        attended = self.attention(queries, hidden_states, padding_mask)
+        queries = self.attention_norm(queries + self.attention_dropout(attended))
+        return self.output_norm(queries + self.feed_forward(queries))
 
 
 class FineMolTexCoAttentionLayer(GradientCheckpointingLayer):
@@ -381,18 +388,45 @@ class FineMolTexCoAttentionLayer(GradientCheckpointingLayer):
         self.text_output_norm = nn.LayerNorm(text, eps=config.layer_norm_eps)
 
     def forward(
-        self, motif_states: torch.Tensor, text_states: torch.Tensor, motif_padding_mask: torch.Tensor, text_padding_mask: torch.Tensor
+        self,
+        motif_states: torch.Tensor,
+        text_states: torch.Tensor,
+        motif_padding_mask: torch.Tensor,
+        text_padding_mask: torch.Tensor,
+        motif_queries: torch.Tensor | None = None,
+        text_queries: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, M, Dm), (B, L, Dt), Bool (B, M), Bool (B, L) -> ((B, M, Dm), (B, L, Dt))."""
-        motif_new = self.motif_attention_norm(
-            motif_states + self.dropout(self.motif_to_text(motif_states, text_states, text_padding_mask))
-        )
-        text_new = self.text_attention_norm(
-            text_states + self.dropout(self.text_to_motif(text_states, motif_states, motif_padding_mask))
-        )
+        """(B, M, Dm), (B, L, Dt), Bool (B, M), Bool (B, L) -> ((B, M, Dm), (B, L, Dt)). With `motif_queries`
+        (B, Qm, Dm) / `text_queries` (B, Qt, Dt), states of some positions of a stream, only those are computed
+        for that stream (keys and values are always every position of the other stream) -> (B, Qm, Dm) / (B, Qt, Dt)."""
+        motif_q = motif_states if motif_queries is None else motif_queries
+        text_q = text_states if text_queries is None else text_queries
+        motif_new = self.motif_attention_norm(motif_q + self.dropout(self.motif_to_text(motif_q, text_states, text_padding_mask)))
+        text_new = self.text_attention_norm(text_q + self.dropout(self.text_to_motif(text_q, motif_states, motif_padding_mask)))
         motif_new = self.motif_output_norm(motif_new + self.motif_feed_forward(motif_new))
         text_new = self.text_output_norm(text_new + self.text_feed_forward(text_new))
         return motif_new, text_new
+
+
+def gather_positions(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bool (B, S) -> (positions Long (B, Q), valid Bool (B, Q)), Q = the most True entries in a row: row b's True
+    positions in ascending order, then filler (valid False). `states[mask]` equals
+    `take_positions(states, positions)[valid]` (same rows, same order)."""
+    counts = mask.sum(dim=1)
+    width = int(counts.max()) if mask.numel() else 0
+    positions = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)[:, :width]
+    valid = torch.arange(width, device=mask.device)[None, :] < counts[:, None]
+    return positions, valid
+
+
+def take_positions(states: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """states (B, S, D), positions Long (B, Q) -> (B, Q, D)."""
+    return states.gather(1, positions[:, :, None].expand(-1, -1, states.size(-1)))
+
+
+def _cls_positions(states: torch.Tensor) -> torch.Tensor:
+    """Long (B, 1) zeros: the [CLS] position of every row of `states` (B, S, D)."""
+    return torch.zeros(states.size(0), 1, dtype=torch.long, device=states.device)
 
 
 class FineMolTexFusionEncoder(nn.Module):
@@ -416,31 +450,63 @@ class FineMolTexFusionEncoder(nn.Module):
         self.schedule = list(zip(config.coattention_motif_layers, config.coattention_text_layers))
 
     @staticmethod
-    def _run(layers, states, padding_mask, start: int, stop: int) -> torch.Tensor:
-        for layer in layers[start:stop]:
-            states = layer(states, padding_mask)
+    def _run(layers, states, padding_mask, start: int, stop: int, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Layers [start, stop); with `positions` (B, Q) the last of them computes only those positions."""
+        for i in range(start, stop):
+            last_subset = positions is not None and i == stop - 1
+            states = layers[i](states, padding_mask, take_positions(states, positions) if last_subset else None)
+        if positions is not None and start == stop:
+            states = take_positions(states, positions)
         return states
 
-    def encode_motifs(self, motif_states: torch.Tensor, motif_padding_mask: torch.Tensor) -> torch.Tensor:
-        """Motif stream alone (no co-attention): (B, M, Dm) -> (B, M, Dm)."""
-        return self._run(self.motif_layers, motif_states, motif_padding_mask, 0, len(self.motif_layers))
+    def encode_motifs(self, motif_states: torch.Tensor, motif_padding_mask: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
+        """Motif stream alone (no co-attention): (B, M, Dm) -> (B, M, Dm), or (B, 1, Dm) with `cls_only` (the
+        last layer then computes only the [CLS] slot: all the contrastive embedding needs)."""
+        cls = _cls_positions(motif_states) if cls_only else None
+        return self._run(self.motif_layers, motif_states, motif_padding_mask, 0, len(self.motif_layers), cls)
 
-    def encode_text(self, text_states: torch.Tensor, text_padding_mask: torch.Tensor) -> torch.Tensor:
-        """Text stream alone (no co-attention): (B, L, Dt) -> (B, L, Dt)."""
-        return self._run(self.text_layers, text_states, text_padding_mask, 0, len(self.text_layers))
+    def encode_text(self, text_states: torch.Tensor, text_padding_mask: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
+        """Text stream alone (no co-attention): (B, L, Dt) -> (B, L, Dt), or (B, 1, Dt) with `cls_only`."""
+        cls = _cls_positions(text_states) if cls_only else None
+        return self._run(self.text_layers, text_states, text_padding_mask, 0, len(self.text_layers), cls)
 
     def fuse(
-        self, motif_states: torch.Tensor, motif_padding_mask: torch.Tensor, text_states: torch.Tensor, text_padding_mask: torch.Tensor
+        self,
+        motif_states: torch.Tensor,
+        motif_padding_mask: torch.Tensor,
+        text_states: torch.Tensor,
+        text_padding_mask: torch.Tensor,
+        motif_positions: torch.Tensor | None = None,
+        text_positions: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Both streams with co-attention after the configured layers (1-based), ViLBERT schedule."""
+        """Both streams with co-attention after the configured layers (1-based), ViLBERT schedule:
+        -> ((B, M, Dm), (B, L, Dt)). With `motif_positions` (B, Qm) / `text_positions` (B, Qt) (`gather_positions`
+        of the masked slots and words), the last step of that stream (a co-attention block or a stream layer)
+        computes only those positions and returns (B, Qm, Dm) / (B, Qt, Dt): the heads read nothing else, and on
+        the text side that skips most of the last block's work."""
+        num_motif, num_text, num_blocks = len(self.motif_layers), len(self.text_layers), len(self.coattention_layers)
         motif_done = text_done = 0
-        for block, (motif_until, text_until) in zip(self.coattention_layers, self.schedule):
+        for i, (block, (motif_until, text_until)) in enumerate(zip(self.coattention_layers, self.schedule)):
             motif_states = self._run(self.motif_layers, motif_states, motif_padding_mask, motif_done, motif_until)
             text_states = self._run(self.text_layers, text_states, text_padding_mask, text_done, text_until)
-            motif_states, text_states = block(motif_states, text_states, motif_padding_mask, text_padding_mask)
+            # a stream whose layers all ran by the last block ends with it: only its wanted positions are computed
+            motif_last = i == num_blocks - 1 and motif_until == num_motif and motif_positions is not None
+            text_last = i == num_blocks - 1 and text_until == num_text and text_positions is not None
+            motif_states, text_states = block(
+                motif_states,
+                text_states,
+                motif_padding_mask,
+                text_padding_mask,
+                take_positions(motif_states, motif_positions) if motif_last else None,
+                take_positions(text_states, text_positions) if text_last else None,
+            )
             motif_done, text_done = motif_until, text_until
-        motif_states = self._run(self.motif_layers, motif_states, motif_padding_mask, motif_done, len(self.motif_layers))
-        text_states = self._run(self.text_layers, text_states, text_padding_mask, text_done, len(self.text_layers))
+            if motif_last:
+                motif_positions, motif_done = None, num_motif
+            if text_last:
+                text_positions, text_done = None, num_text
+        motif_states = self._run(self.motif_layers, motif_states, motif_padding_mask, motif_done, num_motif, motif_positions)
+        text_states = self._run(self.text_layers, text_states, text_padding_mask, text_done, num_text, text_positions)
         return motif_states, text_states
 
 
@@ -803,7 +869,7 @@ class FineMolTexModel(FineMolTexPreTrainedModel):
             graph_atom_features, graph_edge_index, graph_edge_features, motif_membership, num_molecules, num_slots
         )
         motif_inputs = self.motif_embeddings(projected, motif_input_ids, motif_attention_mask, motif_position_ids)
-        motif_states = self.fusion.encode_motifs(motif_inputs, motif_attention_mask.bool())
+        motif_states = self.fusion.encode_motifs(motif_inputs, motif_attention_mask.bool(), cls_only=True)
         return self.graph_embeds_from_motif_states(motif_states)
 
     def get_text_features(
@@ -812,7 +878,7 @@ class FineMolTexModel(FineMolTexPreTrainedModel):
         """Text embeddings (B, projection_dim), L2-normalised: text-stream CLS, no co-attention."""
         check_batch(self.config, {"input_ids": input_ids, "attention_mask": attention_mask}, values=self.config.check_inputs)
         _, stream_inputs = self.encode_text_tokens(input_ids, attention_mask, token_type_ids)
-        text_states = self.fusion.encode_text(stream_inputs, attention_mask.bool())
+        text_states = self.fusion.encode_text(stream_inputs, attention_mask.bool(), cls_only=True)
         return self.text_embeds_from_text_states(text_states)
 
     # -------------------------------------------------------------------- contrastive
@@ -970,11 +1036,15 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
         mask_seed: int | None = None,
         text_encoder_states: torch.Tensor | None = None,
         return_loss: bool = True,
+        output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> FineMolTexForPreTrainingOutput | tuple:
-        """See the class docstring. Shapes follow the batch contract; `duplicate_key` Long (B,)."""
+        """See the class docstring. Shapes follow the batch contract; `duplicate_key` Long (B,).
+        `output_hidden_states` (default `config.output_hidden_states`): return the fused pass's states of every
+        position (otherwise its last step computes only the masked positions the heads read)."""
         config = self.config
+        output_hidden_states = output_hidden_states if output_hidden_states is not None else config.output_hidden_states
         model = self.finemoltex
         if input_ids is None or motif_input_ids is None:
             raise ValueError("FineMolTexForPreTraining needs both the text and the graph inputs.")
@@ -1044,19 +1114,30 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
         text_padding = attention_mask.bool()
 
         # ---- coarse: towers without co-attention
-        graph_embeds = model.graph_embeds_from_motif_states(model.fusion.encode_motifs(clean_motifs, motif_padding))
-        text_embeds = model.text_embeds_from_text_states(model.fusion.encode_text(clean_text, text_padding))
+        graph_embeds = model.graph_embeds_from_motif_states(model.fusion.encode_motifs(clean_motifs, motif_padding, cls_only=True))
+        text_embeds = model.text_embeds_from_text_states(model.fusion.encode_text(clean_text, text_padding, cls_only=True))
         contrastive_loss, logits, accuracy = model.contrastive(graph_embeds, text_embeds, duplicate_key)
 
-        # ---- fine: fused pass on masked inputs, heads at masked positions only
-        fused_motifs, fused_text = model.fusion.fuse(masked_motifs, motif_padding, masked_text, text_padding)
-        motif_logits = self.motif_head(fused_motifs[motif_mask])
+        # ---- fine: fused pass on masked inputs, heads at masked positions only (and unless the fused states are
+        # asked for, the pass's last step computes only those positions)
+        if output_hidden_states:
+            fused_motifs, fused_text = model.fusion.fuse(masked_motifs, motif_padding, masked_text, text_padding)
+            masked_motif_states, masked_word_states = fused_motifs[motif_mask], fused_text[word_mask]
+        else:
+            fused_motifs = fused_text = None
+            motif_positions, motif_valid = gather_positions(motif_mask)
+            word_positions, word_valid = gather_positions(word_mask)
+            motif_rows, word_rows = model.fusion.fuse(
+                masked_motifs, motif_padding, masked_text, text_padding, motif_positions, word_positions
+            )
+            masked_motif_states, masked_word_states = motif_rows[motif_valid], word_rows[word_valid]
+        motif_logits = self.motif_head(masked_motif_states)
         motif_labels = masked_motif_labels(motif_input_ids, motif_mask)[motif_mask]
         mlm_labels = word_labels[word_mask]
         # Training: the MLM loss is fused with its decoder (`linear_cross_entropy`), so the (words x vocabulary)
         # logits are never all kept for backward (most of a CPU step's peak memory otherwise); no logits returned.
         fuse_mlm = return_loss and self.training and torch.is_grad_enabled()
-        mlm_hidden = self.mlm_head.transform(fused_text[word_mask])
+        mlm_hidden = self.mlm_head.transform(masked_word_states)
         mlm_logits = None if fuse_mlm else self.mlm_head.decoder(mlm_hidden)
 
         loss = masked_motif_loss = masked_lm_loss = None
@@ -1110,9 +1191,9 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
             batch["input_ids"], batch["attention_mask"], token_type_ids, batch.get("text_encoder_states")
         )
         graph_embeds = model.graph_embeds_from_motif_states(
-            model.fusion.encode_motifs(motifs, batch["motif_attention_mask"].bool())
+            model.fusion.encode_motifs(motifs, batch["motif_attention_mask"].bool(), cls_only=True)
         )
-        text_embeds = model.text_embeds_from_text_states(model.fusion.encode_text(text, batch["attention_mask"].bool()))
+        text_embeds = model.text_embeds_from_text_states(model.fusion.encode_text(text, batch["attention_mask"].bool(), cls_only=True))
         contrastive_loss, logits, accuracy = model.contrastive(graph_embeds, text_embeds, duplicate_key)
         output = FineMolTexForPreTrainingOutput(
             loss=config.contrastive_weight * contrastive_loss if return_loss else None,
@@ -1230,7 +1311,7 @@ class FineMolTexGraphModel(FineMolTexPreTrainedModel):
             motif_inputs = self.motif_embeddings(
                 self.motif_embeddings.project(pooled), motif_input_ids, motif_attention_mask, motif_position_ids
             )
-            return self.fusion.encode_motifs(motif_inputs, motif_attention_mask.bool())[:, 0]
+            return self.fusion.encode_motifs(motif_inputs, motif_attention_mask.bool(), cls_only=True)[:, 0]
         num_molecules = motif_input_ids.size(0) if motif_input_ids is not None else int(graph_batch.max()) + 1
         atom_states = self.graph_encoder(graph_atom_features, graph_edge_index, graph_edge_features)
         sums = atom_states.new_zeros(num_molecules, atom_states.size(1)).index_add_(0, graph_batch, atom_states)

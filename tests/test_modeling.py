@@ -103,7 +103,7 @@ def test_output_shapes(config, batch):
     assert plain.mlm_logits.shape == (n_words, config.text_config.vocab_size)
     torch.testing.assert_close(plain.masked_lm_loss, out.masked_lm_loss, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(plain.masked_lm_loss, losses.masked_cross_entropy(plain.mlm_logits, plain.mlm_labels))
-    assert out.fused_motif_hidden_state.shape == (b, m, config.motif_stream_hidden_size)
+    assert out.fused_motif_hidden_state is None  # unless asked for (see the test below)
     assert 0.0 <= out.contrastive_accuracy <= 1.0
     # masks only touch maskable positions: target motifs, non-special real words
     assert (batch["motif_input_ids"][out.motif_mask] >= 4).all()
@@ -113,6 +113,54 @@ def test_output_shapes(config, batch):
     assert not torch.isin(batch["input_ids"][out.word_mask], torch.tensor(config.text_special_token_ids)).any()
     expected = out.contrastive_loss + 1.0 * out.masked_motif_loss + 0.5 * out.masked_lm_loss
     assert torch.allclose(out.loss, expected)
+
+
+def test_gather_positions_orders_rows_as_boolean_indexing():
+    mask = torch.tensor([[False, True, False, True], [False, False, False, False], [True, True, True, False]])
+    positions, valid = modeling.gather_positions(mask)
+    assert positions.shape == valid.shape == (3, 3)
+    assert valid.sum(1).tolist() == [2, 0, 3]
+    states = torch.randn(3, 4, 5)
+    assert torch.equal(modeling.take_positions(states, positions)[valid], states[mask])
+    empty_positions, empty_valid = modeling.gather_positions(torch.zeros(2, 4, dtype=torch.bool))
+    assert empty_positions.shape == empty_valid.shape == (2, 0)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"coattention_motif_layers": [1], "coattention_text_layers": [1]}])
+def test_fused_pass_on_masked_positions_only_equals_the_full_pass(batch, overrides):
+    """Computing the fused pass's last step only at the masked positions (the default) gives the full pass's
+    logits, losses and gradients; with the co-attention before the last layers too (stream layers end the pass)."""
+    config = tiny_config(hidden_dropout_prob=0.0, **overrides)
+    model = _model(FineMolTexForPreTraining, config)
+    full = model(**batch, mask_seed=3, output_hidden_states=True)
+    full.loss.backward()
+    full_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    subset = model(**batch, mask_seed=3)
+    subset.loss.backward()
+    assert subset.fused_text_hidden_state is None and full.fused_text_hidden_state.shape[:2] == batch["input_ids"].shape
+    torch.testing.assert_close(subset.masked_motif_logits, full.masked_motif_logits, rtol=1e-5, atol=1e-5)
+    for name in LOSS_NAMES:
+        torch.testing.assert_close(getattr(subset, name), getattr(full, name), rtol=1e-5, atol=1e-6)
+    for name, param in model.named_parameters():
+        if name in full_grads:
+            torch.testing.assert_close(param.grad, full_grads[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_cls_only_streams_equal_the_full_streams(config, batch):
+    model = _model(FineMolTexModel, config).eval()
+    states = torch.randn(3, 7, config.text_stream_hidden_size)
+    padding = torch.ones(3, 7, dtype=torch.bool)
+    padding[1, 4:] = False
+    with torch.no_grad():
+        full = model.fusion.encode_text(states, padding)
+        cls = model.fusion.encode_text(states, padding, cls_only=True)
+        motifs = torch.randn(3, 5, config.motif_stream_hidden_size)
+        full_motifs = model.fusion.encode_motifs(motifs, padding[:, :5])
+        cls_motifs = model.fusion.encode_motifs(motifs, padding[:, :5], cls_only=True)
+    assert cls.shape == (3, 1, config.text_stream_hidden_size)
+    torch.testing.assert_close(cls[:, 0], full[:, 0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(cls_motifs[:, 0], full_motifs[:, 0], rtol=1e-5, atol=1e-6)
 
 
 def test_contrastive_only_skips_the_fine_branch_with_the_same_coarse_loss(config, batch):
@@ -212,8 +260,8 @@ def test_coattention_only_in_fused_pass(config, batch):
     word_mask[:, 1] = True
     other_text = dict(batch, input_ids=torch.where(batch["attention_mask"].bool() & (batch["input_ids"] > 103), batch["input_ids"].flip(0).clamp(min=104), batch["input_ids"]))
     with torch.no_grad():
-        a = model(**batch, motif_mask=motif_mask, word_mask=word_mask)
-        b = model(**other_text, motif_mask=motif_mask, word_mask=word_mask)
+        a = model(**batch, motif_mask=motif_mask, word_mask=word_mask, output_hidden_states=True)
+        b = model(**other_text, motif_mask=motif_mask, word_mask=word_mask, output_hidden_states=True)
     assert torch.equal(a.graph_embeds, b.graph_embeds)
     assert not torch.allclose(a.fused_motif_hidden_state, b.fused_motif_hidden_state)
     assert not torch.allclose(a.masked_motif_logits, b.masked_motif_logits)
@@ -235,9 +283,10 @@ def test_masked_motif_prediction_does_not_see_its_identity(batch, use_ids):
     changed_ids = batch["motif_input_ids"].clone()
     changed_ids[row, slot] = 4 + (int(changed_ids[row, slot]) - 4 + 5) % config.num_motif_targets
     with torch.no_grad():
-        a = model(**batch, motif_mask=motif_mask, word_mask=word_mask)
+        a = model(**batch, motif_mask=motif_mask, word_mask=word_mask, output_hidden_states=True)
         b = model(**dict(batch, motif_input_ids=changed_ids), motif_mask=motif_mask, word_mask=word_mask)
-        unmasked = model(**dict(batch, motif_input_ids=changed_ids), motif_mask=torch.zeros_like(motif_mask), word_mask=word_mask)
+        unmasked = model(**dict(batch, motif_input_ids=changed_ids), motif_mask=torch.zeros_like(motif_mask),
+                         word_mask=word_mask, output_hidden_states=True)
     assert a.masked_motif_labels.item() != b.masked_motif_labels.item()
     assert torch.allclose(a.masked_motif_logits, b.masked_motif_logits, atol=1e-6)
     # sanity: the masked slot's input really differs from the unmasked one
