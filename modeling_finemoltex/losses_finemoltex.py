@@ -212,9 +212,12 @@ class _LinearCrossEntropy(torch.autograd.Function):
         # one pass per line over each (chunk, V) buffer; the buffer is reused in place from logits to gradient
         for start in range(0, h_mm.size(0), chunk_size):
             rows = slice(start, start + chunk_size)
-            logits = (h_mm[rows] @ w_mm.t()).float()
-            if b is not None:
-                logits += b
+            if b is not None and matmul_dtype == torch.float32:
+                logits = torch.addmm(b, h_mm[rows], w_mm.t())  # the bias added in the product: no extra pass
+            else:
+                logits = (h_mm[rows] @ w_mm.t()).float()
+                if b is not None:
+                    logits += b
             target = labels[rows].clamp(min=0)[:, None]
             keep = valid[rows].float()
             target_logit = logits.gather(1, target).squeeze(1)
@@ -256,7 +259,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
 
 
 def linear_cross_entropy(
-    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, labels: torch.Tensor, chunk_size: int = 256
+    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, labels: torch.Tensor, chunk_size: int = 512
 ) -> torch.Tensor:
     """`masked_cross_entropy(F.linear(hidden, weight, bias), labels)` (same value and gradients) with peak memory
     O(chunk_size x V) instead of several (n, V) buffers: for a large output vocabulary (the MLM head's 30k words)
