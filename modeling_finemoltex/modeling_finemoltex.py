@@ -1239,8 +1239,10 @@ class FineMolTexMotifStream(nn.Module):
             for _ in range(config.motif_stream_num_layers)
         )
 
-    def encode_motifs(self, motif_states: torch.Tensor, motif_padding_mask: torch.Tensor) -> torch.Tensor:
-        return FineMolTexFusionEncoder._run(self.motif_layers, motif_states, motif_padding_mask, 0, len(self.motif_layers))
+    def encode_motifs(self, motif_states: torch.Tensor, motif_padding_mask: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
+        """(B, M, Dm) -> (B, M, Dm), or (B, 1, Dm) with `cls_only` (see `FineMolTexFusionEncoder.encode_motifs`)."""
+        cls = _cls_positions(motif_states) if cls_only else None
+        return FineMolTexFusionEncoder._run(self.motif_layers, motif_states, motif_padding_mask, 0, len(self.motif_layers), cls)
 
 
 class FineMolTexGraphModel(FineMolTexPreTrainedModel):
