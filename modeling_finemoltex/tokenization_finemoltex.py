@@ -742,22 +742,56 @@ def _junction_tree(mol) -> tuple[list[list[int]], list[tuple[int, int]]]:
     return cliques, edges
 
 
+def _output_order(mol, prop: str) -> np.ndarray:
+    """An order the canonical SMILES writer left on `mol` (``_smilesAtomOutputOrder`` / ``_smilesBondOutputOrder``)."""
+    return np.array([int(x) for x in mol.GetProp(prop).strip("[],").split(",") if x], dtype=np.int64)
+
+
+def _canonical_copy(mol: Chem.Mol, ranks: np.ndarray) -> tuple[Chem.Mol, np.ndarray]:
+    """-> (`mol` with atoms and bonds in a canonical order, that atom order (new index -> old)).
+
+    The order is the canonical SMILES writer's (atoms and bonds as written), or, for a molecule the writer refuses
+    (e.g. more ring closures open at once than SMILES has digits), atoms by canonical rank (`ranks`) and bonds by
+    their new atom pair. The copy is built from the molecule itself: nothing is parsed again, so each molecule is
+    parsed once. Stereo is dropped (motifs carry none, and a copied chiral tag would refer to another neighbour
+    order)."""
+    try:
+        Chem.MolToSmiles(mol)  # canonical ranks + DFS: sets the output orders
+        atom_order = _output_order(mol, "_smilesAtomOutputOrder")
+        bond_order = _output_order(mol, "_smilesBondOutputOrder")
+    except (RuntimeError, ValueError):  # "Too many rings open at once. SMILES cannot be generated."
+        atom_order, bond_order = np.argsort(ranks, kind="stable"), None
+    new_index = np.empty(len(atom_order), dtype=np.int64)
+    new_index[atom_order] = np.arange(len(atom_order))
+    bonds = [mol.GetBondWithIdx(i) for i in bond_order.tolist()] if bond_order is not None else sorted(
+        mol.GetBonds(), key=lambda bond: sorted((new_index[bond.GetBeginAtomIdx()], new_index[bond.GetEndAtomIdx()]))
+    )
+    copy = Chem.RWMol()
+    for old in atom_order.tolist():
+        atom = Chem.Atom(mol.GetAtomWithIdx(old))
+        atom.SetChiralTag(Chem.ChiralType.CHI_UNSPECIFIED)
+        copy.AddAtom(atom)
+    for bond in bonds:
+        i, j = int(new_index[bond.GetBeginAtomIdx()]), int(new_index[bond.GetEndAtomIdx()])
+        copy.AddBond(i, j, bond.GetBondType())
+        copy.GetBondBetweenAtoms(i, j).SetIsAromatic(bond.GetIsAromatic())
+    canon = copy.GetMol()
+    Chem.SanitizeMol(canon)
+    return canon, atom_order
+
+
 def _decompose_junction_tree(desc: _Molecule) -> _Motifs:
     # Work on the molecule in canonical atom *and* bond order, so that ring perception, the Kekulé
     # structure and spanning-tree ties cannot depend on how the input was written.
     n = len(desc.atomic_num)
-    canonical_smiles = Chem.MolToSmiles(desc.mol)
-    output_order = np.array(desc.mol.GetProp("_smilesAtomOutputOrder").strip("[],").split(","), dtype=np.int64)
-    canon = Chem.MolFromSmiles(canonical_smiles)
-    if canon is None or canon.GetNumAtoms() != n:  # pragma: no cover - RDKit round-trip failure
-        canon, output_order = Chem.Mol(desc.mol), np.arange(n)
+    canon, output_order = _canonical_copy(desc.mol, desc.ranks)  # an RDKit error here is this molecule's `_Failure`
     cliques, edges = _junction_tree(canon)
     member_atom = np.concatenate([output_order[c] for c in cliques])
     member_motif = np.repeat(np.arange(len(cliques)), [len(c) for c in cliques])
     member_atom, member_motif, edges = _order_motifs(desc, len(cliques), member_atom, member_motif, edges)
     groups = _split(member_atom, member_motif, len(cliques))
     # Kekulé orders from the canonical molecule, mapped back to the input's bonds
-    canon_desc = _describe(canon, canonical_smiles)
+    canon_desc = _describe(canon, desc.smiles)
     canon_order2 = _kekule_order2(canon_desc)
     lookup = dict(zip((output_order[canon_desc.begin] * n + output_order[canon_desc.end]).tolist(), canon_order2.tolist()))
     lookup.update(zip((output_order[canon_desc.end] * n + output_order[canon_desc.begin]).tolist(), canon_order2.tolist()))

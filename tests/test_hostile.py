@@ -164,15 +164,62 @@ def test_bicyclooctane_chain_decomposes_in_seconds(tok):
     assert dec.method == "junction_tree" and sum(1 for m in dec.motif_atoms if len(m) == 8) == 120
 
 
-def test_rdkit_failure_inside_decomposition_names_the_molecule():
-    # RDKit cannot write a SMILES for this one (too many rings open at once): an error for the item, not the batch
-    tok = FineMolTexGraphTokenizer(max_atoms=None)
-    huge = "C12CCC(CC1)(CC2)" * 700
+def test_rdkit_failure_inside_decomposition_names_the_molecule(monkeypatch):
+    # an RDKit error while decomposing one molecule is an error for that item, not the batch
+    def fails(*args):
+        raise RuntimeError("Too many rings open at once")
+
+    monkeypatch.setattr(tokmod, "_canonical_copy", fails)
+    tok = FineMolTexGraphTokenizer()
+    cage = "C12CCC(CC1)(CC2)" * 3  # junction-tree path
     errors = {}
-    columns, kept = tok.encode_batch(["CCO", huge], ignore_errors=True, errors=errors)
+    columns, kept = tok.encode_batch(["CCCCOCCN", cage], ignore_errors=True, errors=errors)
     assert kept == [0] and "index 1" in errors[1] and "could not be decomposed" in errors[1]
+    assert "Too many rings open at once" in errors[1]
     with pytest.raises(MoleculeParseError, match="index 1"):
-        tok.decompose_batch(["CCO", huge])
+        tok.decompose_batch(["CCCCOCCN", cage])
+
+
+@pytest.mark.parametrize("smiles", ["Cc1ccccc1", "C12CCC(CC1)(CC2)" * 3, "OC1CCC(N)CC1C", "CCO"])
+def test_each_molecule_is_parsed_once(monkeypatch, smiles):
+    # the junction-tree path orders a copy of the parsed molecule canonically instead of writing and re-parsing it
+    parsed = []
+    parse = Chem.MolFromSmiles
+
+    def counting(text, *args, **kwargs):
+        parsed.append(text)
+        return parse(text, *args, **kwargs)
+
+    monkeypatch.setattr(Chem, "MolFromSmiles", counting)
+    tokmod._KEKULE_CACHE.clear()
+    FineMolTexGraphTokenizer().decompose(smiles)
+    atoms = tokmod.count_atoms(smiles)
+    assert [t for t in parsed if tokmod.count_atoms(t) >= atoms] == [smiles]
+
+
+def test_rank_order_fallback_is_canonical_too(monkeypatch):
+    # where RDKit cannot write the molecule (the cage below), its canonical ranks order the copy: still the same
+    # motifs however the SMILES is written
+    def refuse(*args):
+        raise ValueError("Too many rings open at once. SMILES cannot be generated.")
+
+    tok = FineMolTexGraphTokenizer()
+    smiles = ["C12CCC(CC1)(CC2)" * 3, "Cc1ccc2ccccc2c1CCN", "OC1CCC(N)CC1C"]
+    written = [tok.decompose(s) for s in smiles]
+    monkeypatch.setattr(tokmod, "_output_order", refuse)
+    for s, reference in zip(smiles, written):
+        mol = Chem.MolFromSmiles(s)
+        for seed in range(3):
+            Chem.rdBase.SeedRandomNumberGenerator(seed)
+            other = tok.decompose(Chem.MolToSmiles(mol, doRandom=True, canonical=False))
+            assert other.motifs == reference.motifs and other.edges == reference.edges, s
+
+
+def test_cage_beyond_the_old_round_trip_decomposes():
+    # 5,600 atoms: RDKit cannot write this cage chain as SMILES (too many ring closures open at once), which failed
+    # the molecule before; its canonical ranks order the copy instead (~7 s; beyond the default max_atoms)
+    dec = FineMolTexGraphTokenizer(max_atoms=None).decompose("C12CCC(CC1)(CC2)" * 700)
+    assert dec.method == "junction_tree" and sum(1 for m in dec.motif_atoms if len(m) == 8) == 700
 
 
 # ------------------------------------------------------------------------------------ 5: no silent truncation
