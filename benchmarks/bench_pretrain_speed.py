@@ -178,7 +178,7 @@ def main():
     parser.add_argument("--variants", nargs="+", default=None, choices=sorted(VARIANTS),
                         help="text-encoder paths (default: all three on a CPU, trained for paper)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps (default: 5 on CUDA, 2 on CPU)")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps (default: 20 on CUDA, 6 on CPU)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps (default: 20 on CUDA, 10 on CPU)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 2 on a CPU)")
     parser.add_argument("--main-job", action="store_true", help="also run the README's main job and report its peak RSS")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -188,7 +188,7 @@ def main():
     cuda = torch.cuda.is_available()
     threads = opts.threads or (None if cuda else 2)
     warmup = opts.warmup if opts.warmup is not None else (5 if cuda else 2)
-    steps = opts.steps if opts.steps is not None else (20 if cuda else 6)
+    steps = opts.steps if opts.steps is not None else (20 if cuda else 10)
     batch_sizes = opts.batch_sizes or ([64, 128, 256] if opts.preset == "paper" else [32])
     variants = opts.variants or (["trained"] if cuda or opts.preset == "paper" else list(VARIANTS))
     tmp = Path(tempfile.mkdtemp(prefix="finemoltex_bench_"))
