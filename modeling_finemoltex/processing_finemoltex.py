@@ -109,6 +109,33 @@ def _shown(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 20] + "…"
 
 
+# text-tokenizer arguments `FineMolTexProcessor.__call__` forwards (the call arguments of transformers' tokenizers
+# that keep one row per text; padding_side is fixed: the model reads [CLS] at position 0)
+TEXT_KWARGS = (
+    "padding",
+    "truncation",
+    "max_length",
+    "pad_to_multiple_of",
+    "return_attention_mask",
+    "return_token_type_ids",
+    "add_special_tokens",
+    "return_special_tokens_mask",
+    "return_offsets_mapping",
+    "return_length",
+    "verbose",
+)
+
+
+def _check_texts(texts: Sequence, rows: Sequence[int]) -> None:
+    """Raise `ValueError` naming the row of an empty, missing or not-Unicode text (what the text tokenizer would
+    otherwise fail the whole batch on, or encode as nothing)."""
+    for i, t in zip(rows, texts):
+        if not isinstance(t, str) or not t.strip():
+            raise ValueError(f"Empty or missing text at row {i}: {_shown(t)}")
+        if not _utf8_ok(t):  # a lone surrogate: the fast tokenizer would fail the batch with a TypeError
+            raise ValueError(f"Text at row {i} is not valid Unicode (a lone surrogate): {_shown(t)}")
+
+
 def _utf8_ok(text: str) -> bool:
     try:
         text.encode("utf-8")
@@ -199,7 +226,7 @@ class FineMolTexProcessor(ProcessorMixin):
         text: str | Sequence[str] | None = None,
         return_tensors: str | None = "pt",
         ignore_errors: bool = False,
-        **kwargs,
+        **text_kwargs,
     ) -> BatchFeature:
         """Encode molecules and/or texts into one flat batch.
 
@@ -208,39 +235,57 @@ class FineMolTexProcessor(ProcessorMixin):
             text: one text or a list (same length as ``smiles`` when both are given).
             ignore_errors: skip unparsable SMILES (and their texts) instead of raising; the kept
                 positions are in ``batch["kept_indices"]``.
+            text_kwargs: passed to the text tokenizer, as `CLIPProcessor` and friends do: ``padding`` (default
+                True: to the longest text; ``"max_length"``), ``truncation`` (default True), ``max_length``
+                (default ``max_text_length``), ``pad_to_multiple_of``, ``return_attention_mask``,
+                ``return_token_type_ids`` (default False), ``add_special_tokens``, ``return_special_tokens_mask``,
+                ``return_offsets_mapping``, ``return_length``, ``verbose``. Text is always padded on the right
+                (the model reads [CLS] at position 0). Anything else raises a `TypeError`.
 
         Returns:
             `BatchFeature` with ``graph_*``/``motif_*`` tensors (molecules), ``input_ids`` and
-            ``attention_mask`` (texts), and ``kept_indices`` when molecules were given.
+            ``attention_mask`` (texts; and what ``text_kwargs`` asked for), and ``kept_indices`` when molecules
+            were given.
         """
-        if kwargs:
-            raise TypeError(f"Unexpected arguments: {sorted(kwargs)}")
+        unknown = sorted(set(text_kwargs) - set(TEXT_KWARGS))
+        if unknown:
+            raise TypeError(
+                f"Unexpected arguments: {unknown}. FineMolTexProcessor takes smiles, text, return_tensors, "
+                f"ignore_errors and the text tokenizer's {', '.join(TEXT_KWARGS)}."
+            )
         if smiles is None and text is None:
             raise ValueError("Give `smiles`, `text` or both.")
         smiles = [smiles] if isinstance(smiles, str) else smiles
         text = [text] if isinstance(text, str) else text
         if smiles is not None and text is not None and len(smiles) != len(text):
             raise ValueError(f"Got {len(smiles)} SMILES but {len(text)} texts; they must pair up.")
-        columns = {"smiles": list(smiles)} if smiles is not None else {}
+        batch: dict = {}
+        kept = list(range(len(text))) if text is not None else []
+        if smiles is not None:
+            rows_columns = self.preprocess({"smiles": list(smiles)}, smiles_column="smiles", text_column=None,
+                                           ignore_errors=ignore_errors)
+            kept = rows_columns.pop("row_index")
+            rows = [dict(zip(rows_columns, values)) for values in zip(*rows_columns.values())]
+            batch.update(collate_graphs(rows, *self._num_features, return_tensors=None))
         if text is not None:
-            columns["text"] = list(text)
-        rows_columns = self.preprocess(
-            columns,
-            smiles_column="smiles" if smiles is not None else None,
-            text_column="text" if text is not None else None,
-            ignore_errors=ignore_errors,
-        )
-        kept = rows_columns.pop("row_index")
-        rows = [dict(zip(rows_columns, values)) for values in zip(*rows_columns.values())] if rows_columns else []
-        collator = FineMolTexDataCollator.from_processor(self, return_tensors=None, pad_to_multiple_of=None)
-        if smiles is None:
-            batch = collator.pad_text(rows)
-        else:
-            batch = collator(rows) if rows else collate_graphs([], *self._num_features, return_tensors=None)
+            batch.update(self._encode_texts([text[i] for i in kept], kept, text_kwargs))
         out = BatchFeature(batch, tensor_type=return_tensors)
         if smiles is not None:
             out["kept_indices"] = kept
         return out
+
+    def _encode_texts(self, texts: list, rows: list[int], text_kwargs: dict) -> dict:
+        """The text tokenizer on checked ``texts`` (``rows``: their positions, for errors) -> padded columns."""
+        if self.tokenizer is None:
+            raise ValueError("This processor has no text tokenizer.")
+        _check_texts(texts, rows)
+        options = {"padding": True, "truncation": True, "max_length": self.max_text_length,
+                   "return_token_type_ids": False, **text_kwargs, "padding_side": "right"}
+        if not texts:  # (fast tokenizers fail on an empty list: every row was dropped)
+            empty = np.zeros((0, 0), dtype=np.int64)
+            return {"input_ids": empty, "attention_mask": empty} if options.get("return_attention_mask", True) else {
+                "input_ids": empty}
+        return dict(self.tokenizer(texts, return_tensors=None, **options))
 
     @property
     def _num_features(self):
@@ -279,11 +324,7 @@ class FineMolTexProcessor(ProcessorMixin):
             if text_column not in examples:
                 raise KeyError(f"Text column {text_column!r} not found; columns are {sorted(examples)}")
             texts = [examples[text_column][i] for i in kept]
-            for i, t in zip(kept, texts):
-                if not isinstance(t, str) or not t.strip():
-                    raise ValueError(f"Empty or missing text at row {i}: {_shown(t)}")
-                if not _utf8_ok(t):  # a lone surrogate: the fast tokenizer would fail the batch with a TypeError
-                    raise ValueError(f"Text at row {i} is not valid Unicode (a lone surrogate): {_shown(t)}")
+            _check_texts(texts, kept)
             # (fast tokenizers fail on an empty list: a batch whose rows were all dropped)
             encoded = self.tokenizer(texts, truncation=True, max_length=self.max_text_length) if texts else None
             out["input_ids"] = [list(x) for x in encoded["input_ids"]] if texts else []

@@ -47,6 +47,27 @@ def test_single_inputs_and_text_only(processor):
     assert "input_ids" not in mol_only
 
 
+def test_text_tokenizer_arguments_are_forwarded(processor, text_tokenizer):
+    # as CLIPProcessor and friends: padding, truncation, max_length, ... go to the text tokenizer
+    long_text = "aspirin " * 100
+    batch = processor(smiles=SMILES[:2], text=[long_text, "ethanol"], padding="max_length", truncation=True,
+                      max_length=32, return_tensors="pt")
+    assert batch["input_ids"].shape == batch["attention_mask"].shape == (2, 32)
+    assert batch["attention_mask"].sum(1).tolist() == [32, len(text_tokenizer("ethanol")["input_ids"])]
+    assert batch["motif_input_ids"].shape[0] == 2
+    default = processor(text=[long_text, "ethanol"])  # longest, truncated at the processor's max_text_length
+    assert default["input_ids"].shape == (2, 64) and "token_type_ids" not in default
+    torch.testing.assert_close(default["input_ids"][1, :3], batch["input_ids"][1, :3])
+    assert processor(text=["ethanol", "a b c"], pad_to_multiple_of=16)["input_ids"].shape[1] == 16
+    assert "token_type_ids" in processor(text=["ethanol"], return_token_type_ids=True)
+    unpadded = processor(text=["ethanol", "a b c"], padding=False, return_tensors=None)
+    assert [len(x) for x in unpadded["input_ids"]] == [3, 5]
+    with pytest.raises(TypeError, match=r"\['paddin'\].*padding, truncation"):
+        processor(text=["ethanol"], paddin=True)
+    with pytest.raises(TypeError, match="padding_side"):  # the model reads [CLS] at position 0: right padding only
+        processor(text=["ethanol"], padding_side="left")
+
+
 def test_mismatched_lengths_and_nothing(processor):
     with pytest.raises(ValueError, match="2 SMILES but 1 texts"):
         processor(smiles=["C", "O"], text=["x"])
