@@ -164,9 +164,17 @@ class DataArguments:
 class PretrainingArguments(TrainingArguments):
     """`TrainingArguments` with defaults for FineMolTex pre-training, plus `resume` and `max_train_minutes`."""
 
-    output_dir: str | None = field(default="finemoltex", metadata={"help": "Where the model and checkpoints go."})
+    output_dir: str | None = field(
+        default="finemoltex",
+        metadata={"help": "The model folder: model, processor and motif vocabulary (what you publish), nothing else."},
+    )
+    checkpoint_dir: str | None = field(
+        default=None,
+        metadata={"help": "Trainer checkpoints (weights, optimizer and scheduler state, for --resume). Default: "
+                  "<output_dir>-checkpoints, beside the model folder."},
+    )
     resume: bool = field(
-        default=False, metadata={"help": "Resume from the last checkpoint in output_dir if there is one."}
+        default=False, metadata={"help": "Resume from the last checkpoint in the checkpoint folder if there is one."}
     )
     max_train_minutes: float | None = field(
         default=None, metadata={"help": "Stop (and save) after this many minutes of training."}
@@ -604,6 +612,9 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
     """Run pre-training; returns a summary dict (also printed). `args`: a command line (list) or None (sys.argv)."""
     wall_start = time.perf_counter()
     model_args, data_args, training_args = parse_arguments(args)
+    # the Trainer writes its checkpoints to training_args.output_dir: point it beside the model folder
+    model_dir = training_args.output_dir
+    training_args.output_dir = training_args.checkpoint_dir or checkpoint_folder(model_dir)
     limit_heap_growth()  # CPU memory stays bounded over long runs (see its docstring)
     embedded_default = data_args.train_file is None
     if not torch.cuda.is_available():
@@ -705,17 +716,20 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
     train_start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=checkpoint)
     train_seconds = time.perf_counter() - train_start
-    save_final(trainer, processor, vocab, training_args.output_dir)
+    save_final(trainer, processor, vocab, model_dir)
     trainer.save_state()
+    if trainer.is_world_process_zero():  # the training record travels with the model (push_to_hub's card reads it)
+        trainer.state.save_to_json(os.path.join(model_dir, "trainer_state.json"))
 
     eval_metrics = trainer.evaluate() if eval_ds is not None else {}
     retrieval = None
     if training_args.retrieval_eval and trainer.is_world_process_zero():
-        retrieval = validation_retrieval(model, processor, data["raw_validation"], training_args)
+        retrieval = validation_retrieval(model, processor, data["raw_validation"], training_args, model_dir)
     history = trainer.state.log_history
     pairs = result.metrics.get("train_samples_per_second")
     summary = {
-        "output_dir": training_args.output_dir,
+        "output_dir": model_dir,
+        "checkpoint_dir": training_args.output_dir,
         "train_pairs": len(train_ds),
         "validation_pairs": len(eval_ds) if eval_ds is not None else 0,
         "dropped_pairs": dropped,
@@ -742,6 +756,14 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
     if trainer.is_world_process_zero():
         print_summary(summary, eval_batch=training_args.per_device_eval_batch_size * training_args.world_size)
     return summary
+
+
+def checkpoint_folder(model_dir: str) -> str:
+    """The default checkpoint folder of a model folder: its sibling ``<name>-checkpoints``."""
+    folder = Path(model_dir).expanduser()
+    if folder.name in ("", ".", ".."):
+        folder = folder.resolve()
+    return str(folder.with_name(folder.name + "-checkpoints"))
 
 
 def check_steps_left(checkpoint: str, max_steps: int) -> None:
@@ -779,7 +801,7 @@ def save_final(trainer, processor, vocab, output_dir: str) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def validation_retrieval(model, processor, pairs, training_args) -> dict | None:
+def validation_retrieval(model, processor, pairs, training_args, model_dir: str) -> dict | None:
     """Full-ranking zero-shot retrieval over the validation pairs (`evaluate_retrieval`), saved as JSON."""
     if pairs is None or len(pairs) < 2:
         logger.warning("--retrieval_eval: fewer than two validation pairs; skipped.")
@@ -790,7 +812,7 @@ def validation_retrieval(model, processor, pairs, training_args) -> dict | None:
         device=training_args.device, progress=False,
     )
     keep = {k: v for k, v in result.items() if "@T" not in k}  # the fixed-candidate protocol is not asked for here
-    path = Path(training_args.output_dir) / "retrieval_validation.json"
+    path = Path(model_dir) / "retrieval_validation.json"
     path.write_text(json.dumps(keep, indent=2))
     return keep
 

@@ -119,7 +119,8 @@ def test_killed_run_resumes_to_the_same_weights_and_losses(tiny_text_encoder, da
     straight = pretrain.main(tiny_args(tiny_text_encoder, tmp_path / "a", data_cache, *common))
     with pytest.raises(KeyboardInterrupt):
         pretrain.main(tiny_args(tiny_text_encoder, tmp_path / "b", data_cache, *common), callbacks=[_KillAt(4).callback])
-    assert (tmp_path / "b" / "checkpoint-4").is_dir() and not (tmp_path / "b" / "checkpoint-6").exists()
+    checkpoints = tmp_path / "b-checkpoints"  # beside the model folder, not in it
+    assert (checkpoints / "checkpoint-4").is_dir() and not (checkpoints / "checkpoint-6").exists()
     resumed = pretrain.main(tiny_args(tiny_text_encoder, tmp_path / "b", data_cache, *common, "--resume", "true"))
     assert resumed["steps"] == straight["steps"] == 6
     # the resumed history holds steps 1-4 (from the checkpoint's trainer state) and 5-6 (new)
@@ -136,10 +137,24 @@ def test_killed_run_resumes_to_the_same_weights_and_losses(tiny_text_encoder, da
 
 def test_resume_from_a_finished_run_is_refused(tiny_text_encoder, data_cache, tmp_path):
     args = tiny_args(tiny_text_encoder, tmp_path / "done", data_cache, "--max_steps", "2", "--max_eval_samples", "0")
-    pretrain.main(args)
-    assert (tmp_path / "done" / "checkpoint-2").is_dir()
+    summary = pretrain.main(args)
+    assert (tmp_path / "done-checkpoints" / "checkpoint-2").is_dir()
+    assert summary["checkpoint_dir"] == str(tmp_path / "done-checkpoints")
+    # the model folder holds the model, processor and vocabulary alone (what gets published)
+    assert not [p.name for p in (tmp_path / "done").iterdir() if p.is_dir() and p.name != "graph_tokenizer"]
     with pytest.raises(ValueError, match=r"checkpoint-2 has already trained 2 steps and --max_steps is 2"):
         pretrain.main([*args, "--resume", "true"])
+
+
+def test_checkpoint_folder_sits_beside_the_model_folder(tiny_text_encoder, data_cache, tmp_path):
+    assert pretrain.checkpoint_folder("finemoltex") == "finemoltex-checkpoints"
+    assert pretrain.checkpoint_folder("runs/x/") == "runs/x-checkpoints"
+    args = tiny_args(tiny_text_encoder, tmp_path / "m", data_cache, "--max_steps", "2", "--max_eval_samples", "0",
+                     "--checkpoint_dir", str(tmp_path / "elsewhere"))
+    pretrain.main(args)
+    assert (tmp_path / "elsewhere" / "checkpoint-2").is_dir() and (tmp_path / "m" / "model.safetensors").is_file()
+    resumed = pretrain.main([*args, "--max_steps", "3", "--resume", "true"])
+    assert resumed["steps"] == 3 and (tmp_path / "elsewhere" / "checkpoint-3").is_dir()
 
 
 def test_final_save_is_never_half_written(tiny_text_encoder, data_cache, tmp_path, monkeypatch):
@@ -187,10 +202,11 @@ def test_nan_loss_stops_before_the_optimizer_step_and_keeps_the_last_checkpoint(
     with pytest.raises(NonFiniteLossError, match=r"step 3.*checkpoint-2"):
         pretrain.main(tiny_args(tiny_text_encoder, out, data_cache, "--max_steps", "6", "--max_eval_samples", "0",
                                 "--freeze_text_model", "false"))  # the trained-encoder path (paper preset default)
-    assert (out / "checkpoint-2").is_dir() and not (out / "checkpoint-4").exists()
+    checkpoints = tmp_path / "nan-checkpoints"
+    assert (checkpoints / "checkpoint-2").is_dir() and not (checkpoints / "checkpoint-4").exists()
     from safetensors.torch import load_file
 
-    assert all(torch.isfinite(t).all() for t in load_file(out / "checkpoint-2" / "model.safetensors").values())
+    assert all(torch.isfinite(t).all() for t in load_file(checkpoints / "checkpoint-2" / "model.safetensors").values())
 
 
 def test_frozen_text_encoder_stays_fixed_while_the_graph_side_trains(tiny_text_encoder, data_cache, tmp_path):
