@@ -35,7 +35,6 @@ Upload: ``huggingface_hub`` (token from ``--token``, ``HF_TOKEN`` or ``huggingfa
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import logging
@@ -53,19 +52,17 @@ from typing import Any
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from transformers import AutoConfig, AutoProcessor, HfArgumentParser  # noqa: E402
-from transformers.dynamic_module_utils import custom_object_save  # noqa: E402
 
 import modeling_finemoltex  # noqa: E402  (registers the auto classes)
 from modeling_finemoltex import (  # noqa: E402
     FineMolTexForPreTraining,
     FineMolTexGraphTokenizer,
     FineMolTexModel,
-    FineMolTexPipeline,
     FineMolTexProcessor,
     MotifVocab,
 )
 from modeling_finemoltex import handler as handler_module  # noqa: E402
-from modeling_finemoltex.pipeline_finemoltex import PIPELINE_TASK, custom_pipelines_entry  # noqa: E402
+from modeling_finemoltex.pipeline_finemoltex import PIPELINE_TASK  # noqa: E402
 from modeling_finemoltex.property_finemoltex import load_graph_tokenizer, read_table  # noqa: E402
 from modeling_finemoltex.tokenization_finemoltex import NUM_SPECIAL_TOKENS, MoleculeParseError  # noqa: E402
 
@@ -164,36 +161,6 @@ def check_arguments(args: PushArguments, uploading_with_real_client: bool) -> st
 
 
 # ====================================================================================== export
-@contextlib.contextmanager
-def remote_code_registration():
-    """Register the processor and the graph tokenizer for their auto classes while saving (their files are then
-    copied and `auto_map` written), and restore the previous state after, so other saves in this process are
-    unaffected. The config and the models register themselves when the package is imported."""
-    classes = {FineMolTexProcessor: "AutoProcessor", FineMolTexGraphTokenizer: "AutoTokenizer"}
-    previous = {cls: cls.__dict__.get("_auto_class") for cls in classes}
-    for cls, auto_class in classes.items():
-        cls.register_for_auto_class(auto_class)
-    try:
-        yield
-    finally:
-        for cls, value in previous.items():
-            cls._auto_class = value
-
-
-def _point_graph_tokenizer_at_processor_module(out: Path) -> None:
-    """Make the graph tokenizer load from ``processing_finemoltex`` (which imports it). transformers loads each
-    entry module of a local folder into its own module copy: with ``tokenization_finemoltex`` as the entry, the
-    processor (loaded through ``processing_finemoltex``) would see a different FineMolTexGraphTokenizer class and
-    refuse it. One entry module, one class."""
-    config_file = out / "graph_tokenizer" / "tokenizer_config.json"
-    data = json.loads(config_file.read_text(encoding="utf-8"))
-    data.setdefault("auto_map", {})["AutoTokenizer"] = ["processing_finemoltex.FineMolTexGraphTokenizer", None]
-    config_file.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    duplicate = out / "graph_tokenizer" / "tokenization_finemoltex.py"
-    if duplicate.is_file():  # the code lives at the repo root
-        duplicate.unlink()
-
-
 def _without_local_paths(vocab: MotifVocab) -> MotifVocab:
     """The vocabulary with local paths in its build record (``source``…) cut to file names: a published repo must
     not reveal the machine's folders. The checksum covers motifs and targets only, so it is unchanged."""
@@ -243,16 +210,12 @@ def export_model(folder: Path, out: Path) -> dict:
         raise ValueError(f"{folder}: the motif vocabulary has {len(vocab)} entries but the model was built for "
                          f"{model.config.motif_vocab_size}; they do not belong together")
     _strip_local_paths(model.config)  # the weights are in the checkpoint; a local path would not travel
-    model.config.custom_pipelines = custom_pipelines_entry()
     training_file = vocab.build_options.get("source")  # read locally for the card; not published
     vocab = _without_local_paths(vocab)
     processor.graph_tokenizer.set_vocab(vocab)
     out.mkdir(parents=True, exist_ok=True)
-    with remote_code_registration():
-        model.save_pretrained(out)
-        processor.save_pretrained(out)
-    custom_object_save(FineMolTexPipeline, out)  # pipeline_finemoltex.py and what it imports
-    _point_graph_tokenizer_at_processor_module(out)
+    model.save_pretrained(out)  # self-contained: code, auto_map, custom_pipelines (as every folder the package saves)
+    processor.save_pretrained(out)
     vocab.save(out / "motif_vocab.json")
     write_endpoint_files(out)
     return {"model": model, "processor": processor, "vocab": vocab, "architecture": architecture,

@@ -641,7 +641,19 @@ class FineMolTexPreTrainedModel(PreTrainedModel):
         ):
             auto_map.setdefault(auto_class, f"{cls.__module__.split('.')[-1]}.{cls.__name__}")
         self.config.auto_map = auto_map
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        pipeline_model = isinstance(self, (FineMolTexModel, FineMolTexForPreTraining))
+        if pipeline_model:  # `pipeline(model=folder, trust_remote_code=True)` finds the retrieval pipeline's code
+            from .pipeline_finemoltex import custom_pipelines_entry
+
+            self.config.custom_pipelines = custom_pipelines_entry()
+        saved = super().save_pretrained(save_directory, *args, **kwargs)
+        if pipeline_model and kwargs.get("is_main_process", True):
+            from transformers.dynamic_module_utils import custom_object_save
+
+            from .pipeline_finemoltex import FineMolTexPipeline
+
+            custom_object_save(FineMolTexPipeline, save_directory)  # pipeline_finemoltex.py and what it imports
+        return saved
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):

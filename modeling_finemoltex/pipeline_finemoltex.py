@@ -111,8 +111,9 @@ def _quiet(logger_name: str):
 class FineMolTexPipeline(Pipeline):
     """Embeddings of molecules (SMILES) and texts, and ranking of texts for a molecule / molecules for a text.
 
-    Built by ``pipeline("molecule-text-retrieval", model=...)`` (add ``trust_remote_code=True`` for an exported
-    folder or a Hub repo) or directly as ``FineMolTexPipeline(model=model, processor=processor)``; the model is a
+    Built by ``pipeline("molecule-text-retrieval", model=..., trust_remote_code=True)`` (every folder the package
+    saves carries this file and names it in ``custom_pipelines``, and transformers runs such a folder's own copy only
+    when trusted; with the package imported, ``pipeline_class=FineMolTexPipeline`` uses the installed one) or directly as ``FineMolTexPipeline(model=model, processor=processor)``; the model is a
     `FineMolTexModel` (or anything with ``get_graph_features`` / ``get_text_features``, such as
     `FineMolTexForPreTraining`) and the processor a `FineMolTexProcessor`.
 

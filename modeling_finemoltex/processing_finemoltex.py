@@ -10,6 +10,7 @@ Two ways in, one batch format out:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -159,6 +160,40 @@ def _broken_json_files(folder: str) -> list[str]:
     return broken
 
 
+@contextlib.contextmanager
+def remote_code_registration():
+    """Register the processor and the graph tokenizer for their auto classes while saving (transformers then copies
+    their code and writes ``auto_map``), and restore the previous state after, so that a plain
+    ``FineMolTexGraphTokenizer.save_pretrained`` elsewhere in the process is unaffected."""
+    classes = {FineMolTexProcessor: "AutoProcessor", FineMolTexGraphTokenizer: "AutoTokenizer"}
+    previous = {cls: cls.__dict__.get("_auto_class") for cls in classes}
+    for cls, auto_class in classes.items():
+        cls.register_for_auto_class(auto_class)
+    try:
+        yield
+    finally:
+        for cls, value in previous.items():
+            cls._auto_class = value
+
+
+def _point_graph_tokenizer_at_processor_module(folder: str) -> None:
+    """Make ``graph_tokenizer/`` load its class from ``processing_finemoltex`` (which imports it). transformers loads
+    each entry module of a local folder into its own module copy: with ``tokenization_finemoltex`` as the entry,
+    the processor (loaded through ``processing_finemoltex``) would see a different FineMolTexGraphTokenizer class
+    and refuse it. One entry module, one class."""
+    config_file = os.path.join(folder, "graph_tokenizer", "tokenizer_config.json")
+    if not os.path.isfile(config_file):
+        return
+    with open(config_file, encoding="utf-8") as f:
+        data = json.load(f)
+    data.setdefault("auto_map", {})["AutoTokenizer"] = ["processing_finemoltex.FineMolTexGraphTokenizer", None]
+    with open(config_file, "w", encoding="utf-8") as f:
+        f.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    for name in os.listdir(os.path.join(folder, "graph_tokenizer")):  # the code lives at the folder's root
+        if name.endswith("_finemoltex.py"):
+            os.remove(os.path.join(folder, "graph_tokenizer", name))
+
+
 def _load_error(what: str, path, folder: str, err: Exception) -> Exception:
     """An error of the same family as ``err`` naming the folder, a broken JSON file if there is one, and the cause."""
     where = os.path.join(str(path), folder) if folder else str(path)
@@ -218,6 +253,16 @@ class FineMolTexProcessor(ProcessorMixin):
             return AutoTokenizer.from_pretrained(pretrained_model_name_or_path, subfolder=folder, **kwargs)
         except Exception as err:
             raise _load_error("graph tokenizer", pretrained_model_name_or_path, folder, err) from err
+
+    # ------------------------------------------------------------------ saving
+    def save_pretrained(self, save_directory, **kwargs):
+        """`ProcessorMixin.save_pretrained`, self-contained: the processing and tokenization code is copied next to
+        the files and ``auto_map`` names it (in ``processor_config.json`` and ``graph_tokenizer/``), so
+        ``AutoProcessor.from_pretrained(folder, trust_remote_code=True)`` works where the package is not installed."""
+        with remote_code_registration():
+            saved = super().save_pretrained(save_directory, **kwargs)
+        _point_graph_tokenizer_at_processor_module(os.fspath(save_directory))
+        return saved
 
     # ------------------------------------------------------------------ direct use
     def __call__(

@@ -287,9 +287,14 @@ def test_readme_main_job_folder_loads_by_name(pretrained, monkeypatch):
     model = AutoModel.from_pretrained("finemoltex")
     assert type(model) is FineMolTexModel
     assert isinstance(AutoProcessor.from_pretrained("finemoltex"), FineMolTexProcessor)
-    pipe = pipeline(PIPELINE_TASK, model="finemoltex", device="cpu")
+    # the folder names its own pipeline code (custom_pipelines): transformers runs that copy when trusted, or the
+    # installed class when given
+    pipe = pipeline(PIPELINE_TASK, model="finemoltex", device="cpu", pipeline_class=FineMolTexPipeline)
     assert isinstance(pipe, FineMolTexPipeline)
     assert len(pipe(smiles="CCO")["embedding"]) == model.config.projection_dim
+    trusted = pipeline(PIPELINE_TASK, model="finemoltex", device="cpu", trust_remote_code=True)
+    assert type(trusted).__name__ == "FineMolTexPipeline"
+    assert trusted(smiles="CCO")["embedding"] == pytest.approx(pipe(smiles="CCO")["embedding"], abs=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -506,3 +511,54 @@ def test_exported_repo_serves_in_a_fresh_process_without_the_package(published, 
     expected = predict(package_model, smiles).predictions
     torch.testing.assert_close(torch.tensor(report["lora_predictions"]), torch.as_tensor(expected, dtype=torch.float32),
                                rtol=1e-4, atol=1e-5)
+
+
+PLAIN_FOLDER_SCRIPT = textwrap.dedent(
+    """
+    import importlib.abc, json, os, sys
+    repo = os.path.realpath(sys.argv[1])
+    sys.path[:] = [p for p in sys.path
+                   if p not in ("", ".") and not (os.path.realpath(p).startswith(repo) and "site-packages" not in p)]
+
+    class BlockPackage(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "modeling_finemoltex" or name.startswith("modeling_finemoltex."):
+                raise ImportError("modeling_finemoltex is blocked in this test")
+
+    sys.meta_path.insert(0, BlockPackage())
+    import torch
+    from transformers import AutoModel, AutoProcessor, pipeline
+
+    folder = sys.argv[2]
+    model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+    batch = processor(smiles=["CCO", "c1ccccc1O"], text=["ethanol", "phenol"], padding="max_length", max_length=16)
+    batch.pop("kept_indices")
+    with torch.no_grad():
+        out = model(**batch)
+    pipe = pipeline(model=folder, trust_remote_code=True, device="cpu")
+    print(json.dumps({"classes": [type(model).__name__, type(processor).__name__, type(pipe).__name__],
+                      "modules": [type(model).__module__, type(processor).__module__, type(pipe).__module__],
+                      "input_ids": list(batch["input_ids"].shape), "graph_embeds": out.graph_embeds.tolist(),
+                      "pipeline": pipe(smiles="CCO")["embedding"]}))
+    """
+)
+
+
+def test_pretraining_folder_is_self_contained(pretrained, pipe, work):
+    """The folder examples/pretrain.py writes (not only the Hub export) loads with AutoModel, AutoProcessor and
+    pipeline(...) in a fresh process where the package cannot be imported."""
+    (work / "plain_check.py").write_text(PLAIN_FOLDER_SCRIPT)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(work / "modules_plain"), PYTHONPATH="",
+               TRANSFORMERS_VERBOSITY="error", OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, str(work / "plain_check.py"), str(REPO), str(pretrained)], cwd=work,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["classes"] == ["FineMolTexModel", "FineMolTexProcessor", "FineMolTexPipeline"]
+    assert all(module.startswith("transformers_modules.") for module in report["modules"])
+    assert report["input_ids"] == [2, 16]
+    expected, _ = embed_molecules(pipe.model, pipe.processor, ["CCO", "c1ccccc1O"], progress=False)
+    torch.testing.assert_close(torch.tensor(report["graph_embeds"]), expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(torch.tensor(report["pipeline"]), expected[0], rtol=1e-4, atol=1e-5)
+    assert not [p.name for p in pretrained.iterdir() if p.name.startswith("checkpoint-")]
