@@ -243,6 +243,9 @@ def main(argv: list[str] | None = None) -> dict:
         (args,) = parser.parse_args_into_dataclasses(args=argv)
     if bool(args.model_name_or_path) == bool(args.from_scratch_preset):
         raise ValueError("Pass exactly one of --model_name_or_path (pre-trained) and --from_scratch_preset.")
+    if args.model_name_or_path and os.path.isdir(args.model_name_or_path):
+        # a local base travels as an absolute path: a LoRA adapter records it, and is loaded from other folders
+        args.model_name_or_path = os.path.abspath(args.model_name_or_path)
     if args.config_overrides and not args.from_scratch_preset:
         raise ValueError("--config_overrides applies to --from_scratch_preset only (a checkpoint has its own config).")
     if not args.seeds:

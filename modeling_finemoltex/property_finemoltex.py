@@ -461,6 +461,27 @@ def load_graph_tokenizer(folder: str | os.PathLike | None):
     return FineMolTexGraphTokenizer()
 
 
+def _check_adapter_base(base: str, adapter_file: Path, given: bool) -> None:
+    """Fail at once, naming the adapter and its base, when the base is a local path that is not there or a Hub id
+    that cannot be fetched offline (instead of transformers' retries and a message about pytorch_model.bin)."""
+    if os.path.isdir(base):
+        return
+    source = "given" if given else f"recorded in {adapter_file}"
+    fix = "pass the base checkpoint's folder (base_model_name_or_path=..., or predict_property.py --base_model)"
+    if os.path.isabs(base) or base.startswith(("./", "../", "~")):
+        raise FileNotFoundError(f"The LoRA adapter's base model {base!r} ({source}) is not a folder here; {fix}.")
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        from huggingface_hub import try_to_load_from_cache
+
+        if try_to_load_from_cache(base, "config.json") is None:
+            raise FileNotFoundError(
+                f"The LoRA adapter's base model {base!r} ({source}) is neither a folder under {os.getcwd()} nor in the "
+                f"Hub cache, and the Hub is offline (HF_HUB_OFFLINE=1); {fix}."
+            )
+
+
 def load_property_model(path: str | os.PathLike, base_model_name_or_path: str | None = None, **kwargs):
     """A fine-tuned property model from `path`: a full `save_pretrained` folder, or a LoRA adapter folder (peft's
     ``adapter_config.json``) with the property ``config.json`` saved beside it (as `examples/finetune_property.py`
@@ -485,6 +506,7 @@ def load_property_model(path: str | os.PathLike, base_model_name_or_path: str | 
     base = base_model_name_or_path or json.loads(adapter_file.read_text()).get("base_model_name_or_path")
     if not base:
         raise ValueError(f"{adapter_file} names no base model; pass base_model_name_or_path")
+    _check_adapter_base(base, adapter_file, given=base_model_name_or_path is not None)
     model = FineMolTexForMoleculePropertyPrediction.from_pretrained(base, config=config, **kwargs)
     return PeftModel.from_pretrained(model, str(path)).eval()
 

@@ -321,10 +321,11 @@ def test_example_end_to_end(bbbp_rows, tmp_path):
     assert results["summary"] == saved["summary"]
 
 
-def test_example_lora_from_pretrained_with_predict(bbbp_rows, pretrained_dir, tmp_path):
+def test_example_lora_from_pretrained_with_predict(bbbp_rows, pretrained_dir, tmp_path, monkeypatch):
     data = _write_csv(tmp_path / "d.csv", ["smiles", "p_np"], bbbp_rows)
+    monkeypatch.chdir(pretrained_dir.parent)  # the base given relatively, as the README's ./finemoltex
     results = _load_example().main([
-        "--data_file", str(data), "--model_name_or_path", str(pretrained_dir), "--lora", "--num_train_epochs", "1",
+        "--data_file", str(data), "--model_name_or_path", pretrained_dir.name, "--lora", "--num_train_epochs", "1",
         "--seeds", "0", "--output_dir", str(tmp_path / "run"), "--save_model",
         "--predict_smiles", bbbp_rows[0][0], "C1CC(",
     ])
@@ -332,6 +333,10 @@ def test_example_lora_from_pretrained_with_predict(bbbp_rows, pretrained_dir, tm
     assert results["finetuning"] == "lora" and results["parameters"]["trainable_share"] < 0.5
     assert (tmp_path / "run" / "seed_0" / "model" / "adapter_model.safetensors").is_file()
     assert "error" in run["predictions"][1] and 0 < run["predictions"][0]["p_np"] < 1
+    # the adapter records its base as an absolute path, so it loads from any folder
+    adapter_config = json.loads((tmp_path / "run" / "seed_0" / "model" / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == str(pretrained_dir.resolve())
+    monkeypatch.chdir(tmp_path)
     # the saved adapter (+ property config) reloads onto its base through the prediction CLI: same numbers
     cli = load_example("predict_property")
     records = cli.main(["--model_dir", str(tmp_path / "run" / "seed_0" / "model"), "--smiles", bbbp_rows[0][0], "C1CC("])
@@ -395,3 +400,22 @@ def test_non_utf8_property_table_names_the_file(tmp_path):
     path.write_bytes("smiles,p_np\nCCO,1\nCCN,0\nc1ccccc1O,1 caf\u00e9\n".encode("latin-1"))
     with pytest.raises(ValueError, match=r"latin1\.csv is not UTF-8 text.*re-encode"):
         read_table(path)
+
+
+@pytest.mark.parametrize("recorded", ["/nowhere/finemoltex", "./finemoltex", "finemoltex-not-in-cache"])
+def test_adapter_with_a_missing_base_fails_at_once_naming_it(tmp_path, monkeypatch, recorded):
+    import re
+
+    from huggingface_hub import constants
+
+    from modeling_finemoltex import FineMolTexConfig
+    from modeling_finemoltex.property_finemoltex import load_property_model
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": recorded, "peft_type": "LORA"}))
+    FineMolTexConfig.from_preset("tiny").save_pretrained(adapter)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.chdir(tmp_path)  # no ./finemoltex here
+    with pytest.raises(FileNotFoundError, match=rf"base model '{re.escape(recorded)}' \(recorded in .*adapter_config.json\)"):
+        load_property_model(adapter)
