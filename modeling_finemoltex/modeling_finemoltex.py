@@ -34,6 +34,8 @@ feeds the unmasked motif itself.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 from dataclasses import dataclass
 
@@ -756,6 +758,34 @@ class FineMolTexPreTrainedModel(PreTrainedModel):
 
 
 # ================================================================================================ base model
+class _ExpectedLoadReport(logging.Filter):
+    """Drops transformers' load report when every key it lists starts with one of `prefixes` (weights the caller
+    knows are absent or unused); a report with any other row is kept whole."""
+
+    def __init__(self, prefixes: tuple[str, ...]):
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "LOAD REPORT" not in message:
+            return True
+        keys = [line.split("|")[0].strip() for line in message.splitlines() if "|" in line][1:]  # rows after the header
+        return not (keys and all(key.startswith(self.prefixes) for key in keys))
+
+
+@contextlib.contextmanager
+def expected_load_report(*prefixes: str):
+    """Within the block, `from_pretrained` prints no load report that lists only keys starting with `prefixes`."""
+    report_filter = _ExpectedLoadReport(prefixes)
+    report_logger = logging.getLogger("transformers.modeling_utils")
+    report_logger.addFilter(report_filter)
+    try:
+        yield
+    finally:
+        report_logger.removeFilter(report_filter)
+
+
 def _build_text_encoder(config: FineMolTexConfig) -> PreTrainedModel:
     """The HF text encoder with SDPA attention, without BERT's unused pooler. Pretrained weights from
     `config.text_model_name_or_path` unless we are inside `from_pretrained` (meta device: the FineMolTex
@@ -766,7 +796,8 @@ def _build_text_encoder(config: FineMolTexConfig) -> PreTrainedModel:
     for attempt in (kwargs, {"attn_implementation": "sdpa"}, {}):  # not every encoder takes these kwargs
         try:
             if path and not loading_checkpoint:
-                return AutoModel.from_pretrained(path, config=config.text_config, **attempt)
+                with expected_load_report("pooler."):  # BERT's pooler: in the checkpoint, never built here
+                    return AutoModel.from_pretrained(path, config=config.text_config, **attempt)
             return AutoModel.from_config(config.text_config, **attempt)
         except (TypeError, ValueError):
             if not attempt:
@@ -778,6 +809,9 @@ class FineMolTexModel(FineMolTexPreTrainedModel):
     """Graph tower (GIN -> motif stream) and text tower (HF encoder -> text stream), the co-attention blocks,
     and the contrastive projections. `forward` runs both towers without co-attention and returns the
     contrastive embeddings and similarity logits (`return_loss=True` adds the InfoNCE loss)."""
+
+    # a pre-training checkpoint's heads and [MASK] state are expected leftovers when loading the encoders alone
+    _keys_to_ignore_on_load_unexpected = [r"^(motif|mlm)_head\.", r"^text_state_mask_embedding$"]
 
     def __init__(self, config: FineMolTexConfig):
         super().__init__(config)
@@ -1273,6 +1307,7 @@ class FineMolTexGraphModel(FineMolTexPreTrainedModel):
         r"(graph|text)_projection\.",
         r"logit_scale",
         r"(motif|mlm)_head\.",
+        r"text_state_mask_embedding",
     ]
 
     def __init__(self, config: FineMolTexConfig):

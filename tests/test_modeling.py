@@ -628,3 +628,57 @@ def test_cached_path_trains_the_mask_state_and_checks_shapes(config, batch):
     with torch.no_grad():
         only = coarse(**batch, text_encoder_states=states)
     assert torch.isfinite(only.loss)
+
+
+# ----------------------------------------------------------------------------------------- quiet loading
+class _Reports:
+    """Load reports transformers logs (after the logger's filters) while the block runs."""
+
+    def __enter__(self):
+        import logging
+
+        self.messages = []
+        outer = self
+
+        class Handler(logging.Handler):
+            def emit(self, record):
+                if "LOAD REPORT" in record.getMessage():
+                    outer.messages.append(record.getMessage())
+
+        from transformers.utils import logging as hf_logging
+
+        self.verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_warning()  # (the suite may run at error level, where no report is logged at all)
+        self.handler = Handler()
+        self.logger = logging.getLogger("transformers.modeling_utils")
+        self.logger.addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc):
+        from transformers.utils import logging as hf_logging
+
+        self.logger.removeHandler(self.handler)
+        hf_logging.set_verbosity(self.verbosity)
+
+
+def test_expected_leftovers_print_no_load_report_but_others_still_do(config, batch, tmp_path):
+    from transformers import BertConfig, BertModel
+
+    pre = _model(FineMolTexForPreTraining, config)
+    pre.save_pretrained(tmp_path / "pre")
+    with _Reports() as reports:
+        FineMolTexModel.from_pretrained(tmp_path / "pre")  # the pre-training heads are expected leftovers
+    assert reports.messages == []
+    # a text encoder checkpoint with BERT's pooler (never built here): no report either
+    bert = BertModel(BertConfig(**{k: v for k, v in config.text_config.to_dict().items() if k in BertConfig().to_dict()}))
+    bert.save_pretrained(tmp_path / "bert")
+    with _Reports() as reports:
+        FineMolTexModel(tiny_config(text_model_name_or_path=str(tmp_path / "bert")))
+    assert reports.messages == []
+    # anything else still reported: a weight the checkpoint lacks
+    state = {k: v for k, v in pre.state_dict().items() if not k.startswith("finemoltex.graph_projection")}
+    torch.save(state, tmp_path / "pre" / "pytorch_model.bin")
+    (tmp_path / "pre" / "model.safetensors").unlink()
+    with _Reports() as reports:
+        FineMolTexModel.from_pretrained(tmp_path / "pre")
+    assert len(reports.messages) == 1 and "graph_projection" in reports.messages[0]
