@@ -97,8 +97,8 @@ class PropertyArguments:
     model_name_or_path: Optional[str] = field(default=None, metadata={
         "help": "A saved FineMolTex folder (pre-training or base model; e.g. examples/pretrain.py's output)."})
     graph_model_name_or_path: Optional[str] = field(default=None, metadata={
-        "help": "A GIN state dict in the pretrain-gnns layout (e.g. GraphMVP's GraphMVP_G/model.pth, as the authors "
-                "and MoleculeSTM use) loaded into the graph tower before fine-tuning; needs the reference features."})
+        "help": "A GIN state dict in the pretrain-gnns layout (pretrain-gnns or GraphMVP checkpoints) loaded into "
+                "the graph tower before fine-tuning; needs the reference features."})
     from_scratch_preset: Optional[str] = field(default=None, metadata={
         "help": "Train from random weights with this preset (paper, small, tiny) instead.",
         "choices": [None, "paper", "small", "tiny"]})

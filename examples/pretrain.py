@@ -100,9 +100,9 @@ class ModelArguments:
     )
     graph_model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "A GIN state dict in the pretrain-gnns layout (e.g. GraphMVP's GraphMVP_G/model.pth, the "
-                  "authors' and MoleculeSTM's starting point) loaded into the graph tower before training; needs "
-                  "--feature_set reference and matching GIN width and depth."},
+        metadata={"help": "A GIN state dict in the pretrain-gnns layout (pretrain-gnns or GraphMVP checkpoints) loaded "
+                  "into the graph tower before training; needs --feature_set reference and matching GIN width and "
+                  "depth."},
     )
     model_preset: str = field(
         default="small", metadata={"help": "FineMolTexConfig preset: 'paper', 'small' (CPU-friendly) or 'tiny'."}

@@ -1,8 +1,8 @@
 # Copyright 2026 The finemoltex authors. Licensed under the Apache License, Version 2.0.
 """Load GIN checkpoints in the snap-stanford/pretrain-gnns state-dict layout into the FineMolTex graph tower.
 
-GraphMVP (``GraphMVP_G/model.pth``, the GIN the FineMolTex authors and MoleculeSTM start from), MoleculeSTM and
-pretrain-gnns save their GIN with these keys (``H`` = hidden size, ``i`` = layer)::
+pretrain-gnns (chem/model.py) and GraphMVP (src_classification/models/molecule_gnn_model.py, whose ``GNN`` is the
+same network) save their GIN with these keys (``H`` = hidden size, ``i`` = layer)::
 
     x_embedding1.weight              (120, H)  atom type: row a-1 for atomic number a = 1..118, row 119 = [MASK]
     x_embedding2.weight              (3, H)    chirality: unspecified, tetrahedral CW, tetrahedral CCW
@@ -10,6 +10,11 @@ pretrain-gnns save their GIN with these keys (``H`` = hidden size, ``i`` = layer
     gnns.{i}.edge_embedding2.weight  (3, H)    bond direction: none, end-up-right, end-down-right
     gnns.{i}.mlp.{0,2}.{weight,bias}           Linear(H, 2H), ReLU, Linear(2H, H)
     batch_norms.{i}.{weight,bias,running_mean,running_var,num_batches_tracked}
+
+MoleculeSTM's GIN, which the FineMolTex authors' code imports, is a different network (OGB encoders:
+``atom_encoder.atom_embedding_list.*``, ``gnns.{i}.eps``, ``gnns.{i}.bond_encoder.*``, a BatchNorm inside the MLP,
+ReLU on each message and no self-loop edge); checkpoints in that layout are refused with an error saying so
+(`OGB_GIN_MESSAGE`), since the graph tower cannot compute what that GIN computes.
 
 Their layer is ours (`FineMolTexGINLayer`): sum over in-edges incl. one self loop per atom (bond type 4,
 direction 0) of ``h_j + bond_emb``, the MLP, BatchNorm, ReLU on all but the last layer, dropout; the atom input is
@@ -62,7 +67,7 @@ ROW_MAPS: dict[str, list[int]] = {
 class GINCheckpointReport:
     """What `load_gin_checkpoint` did. Keys of ``loaded_keys`` / ``missing_keys`` are the graph tower's;
     ``unexpected_keys`` are the file's GIN keys (under ``prefix``) that had no place in the tower; ``ignored_keys``
-    are the file's keys outside the GIN (e.g. a MoleculeSTM prediction head), never loaded."""
+    are the file's keys outside the GIN (e.g. a ``GNN_graphpred`` prediction head), never loaded."""
 
     path: str
     prefix: str = ""
@@ -108,9 +113,22 @@ def _read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
+OGB_GIN_MESSAGE = (
+    "is in the layout of the OGB-encoder GIN that MoleculeSTM (and the FineMolTex authors' code, which imports it) "
+    "uses: atom_encoder.atom_embedding_list.*, gnns.{i}.eps, gnns.{i}.mlp.{0,1,3} with a BatchNorm inside, "
+    "gnns.{i}.bond_encoder.*. That GIN computes MLP((1 + eps) h_i + sum_j ReLU(h_j + e_ji)) without a self-loop "
+    "edge; the graph tower is the pretrain-gnns / GraphMVP GIN, MLP(sum over j in N(i) and i itself of "
+    "(h_j + e_ji)), which cannot reproduce it, so it is not loaded. Use a checkpoint in the pretrain-gnns layout "
+    "(x_embedding1/2, gnns.{i}.edge_embedding1/2, gnns.{i}.mlp.{0,2}, batch_norms.{i})."
+)
+
+
 def _their_prefix(state: Mapping[str, torch.Tensor], path: str) -> str:
-    """The prefix of the GIN keys: '' for GraphMVP / pretrain-gnns files, e.g. 'molecule_node_model.' or 'gnn.'
-    for a saved wrapper."""
+    """The prefix of the GIN keys: '' for GraphMVP / pretrain-gnns files, e.g. 'gnn.' (pretrain-gnns) or
+    'molecule_model.' (GraphMVP) for a saved ``GNN_graphpred`` wrapper."""
+    if any(key.endswith("atom_encoder.atom_embedding_list.0.weight") or ".bond_encoder.bond_embedding_list." in key
+           for key in state):
+        raise ValueError(f"GIN checkpoint {path!r} {OGB_GIN_MESSAGE}")
     prefixes = sorted(key[: -len("x_embedding1.weight")] for key in state if key.endswith("x_embedding1.weight"))
     if len(prefixes) != 1:
         sample = ", ".join(list(state)[:6])
@@ -155,14 +173,15 @@ def _key_plan(encoder: FineMolTexGraphEncoder) -> dict[str, tuple[str, str | Non
 def load_gin_checkpoint(
     graph_encoder_or_model: nn.Module, path: str | os.PathLike, strict: bool = True
 ) -> GINCheckpointReport:
-    """Copy a pretrain-gnns-layout GIN (GraphMVP, MoleculeSTM, pretrain-gnns) into a FineMolTex graph tower.
+    """Copy a pretrain-gnns-layout GIN (pretrain-gnns, GraphMVP) into a FineMolTex graph tower.
 
     Args:
         graph_encoder_or_model: a `FineMolTexGraphEncoder`, or a model holding exactly one (FineMolTexModel,
             FineMolTexForPreTraining, FineMolTexForMoleculePropertyPrediction). Load before adding LoRA adapters.
             The tower must use the ``reference`` feature set; hidden size and layer count must match the file.
         path: a ``torch.save``d state dict, read with ``weights_only=True``. Keys may carry one prefix
-            (``molecule_node_model.`` in a saved MoleculeSTM ``GNN_graphpred``); keys outside it are ignored.
+            (``molecule_model.`` in a saved GraphMVP ``GNN_graphpred``, ``gnn.`` in pretrain-gnns'); keys outside
+            it (their prediction head) are ignored.
         strict: raise when a tower tensor is not in the file (``missing_keys``) or a GIN key of the file has no
             place in the tower (``unexpected_keys``, e.g. a sixth layer). With False they are only reported.
 
@@ -171,7 +190,8 @@ def load_gin_checkpoint(
         feature indices (module docstring), so the tower computes what the checkpoint's GIN computes.
 
     Raises:
-        FileNotFoundError / ValueError naming the file when it is absent, unreadable or not a state dict;
+        FileNotFoundError / ValueError naming the file when it is absent, unreadable, not a state dict, or a
+        MoleculeSTM-style OGB-encoder GIN (`OGB_GIN_MESSAGE`);
         ValueError naming the key and both shapes on a shape mismatch, or the tables on a feature-set mismatch.
     """
     encoder = find_graph_encoder(graph_encoder_or_model)

@@ -160,15 +160,27 @@ def test_other_rows_take_the_mask_or_neutral_row(tmp_path):
 
 
 def test_loads_into_a_model_through_a_saved_wrapper_prefix(tmp_path):
-    """A saved MoleculeSTM GNN_graphpred: GIN keys under `molecule_node_model.`, plus a prediction head."""
-    state = {f"molecule_node_model.{k}": v for k, v in their_state_dict(32, 2).items()}
+    """A saved GraphMVP GNN_graphpred: GIN keys under `molecule_model.`, plus a prediction head."""
+    state = {f"molecule_model.{k}": v for k, v in their_state_dict(32, 2).items()}
     state["graph_pred_linear.weight"], state["graph_pred_linear.bias"] = torch.zeros(1, 32), torch.zeros(1)
     model = FineMolTexForMoleculePropertyPrediction(tiny_config(num_labels=1))
-    report = load_gin_checkpoint(model, _save(state, tmp_path / "molecule_model.pth"))
-    assert report.prefix == "molecule_node_model."
+    report = load_gin_checkpoint(model, _save(state, tmp_path / "model_complete.pth"))
+    assert report.prefix == "molecule_model."
     assert report.ignored_keys == ["graph_pred_linear.weight", "graph_pred_linear.bias"]
-    assert torch.equal(find_graph_encoder(model).layers[0].mlp[0].weight, state["molecule_node_model.gnns.0.mlp.0.weight"])
+    assert torch.equal(find_graph_encoder(model).layers[0].mlp[0].weight, state["molecule_model.gnns.0.mlp.0.weight"])
     assert "ignored keys: graph_pred_linear.weight" in str(report)
+
+
+def test_moleculestm_ogb_encoder_gin_is_refused_with_the_reason(tmp_path):
+    """MoleculeSTM's GIN (OGB AtomEncoder/BondEncoder, eps, BatchNorm inside the MLP, ReLU on messages) is another
+    network: refused, saying what differs, rather than half-loaded or reported as "no x_embedding1"."""
+    state = {f"atom_encoder.atom_embedding_list.{k}.weight": torch.zeros(n, 32) for k, n in enumerate([119, 5])}
+    state.update({"gnns.0.eps": torch.zeros(1), "gnns.0.mlp.1.weight": torch.ones(64),
+                  "gnns.0.bond_encoder.bond_embedding_list.0.weight": torch.zeros(5, 32)})
+    path = _save(state, tmp_path / "ogb_gin.pth")
+    with pytest.raises(ValueError, match=r"OGB-encoder GIN .*ReLU\(h_j \+ e_ji\)\) without a self-loop") as raised:
+        load_gin_checkpoint(_encoder(), path)
+    assert str(path) in str(raised.value)
 
 
 # ---------------------------------------------------------------------------------------------- mismatches
