@@ -96,6 +96,9 @@ class PropertyArguments:
 
     model_name_or_path: Optional[str] = field(default=None, metadata={
         "help": "A saved FineMolTex folder (pre-training or base model; e.g. examples/pretrain.py's output)."})
+    graph_model_name_or_path: Optional[str] = field(default=None, metadata={
+        "help": "A GIN state dict in the pretrain-gnns layout (pretrain-gnns or GraphMVP checkpoints) loaded into "
+                "the graph tower before fine-tuning; needs the reference features."})
     from_scratch_preset: Optional[str] = field(default=None, metadata={
         "help": "Train from random weights with this preset (paper, small, tiny) instead.",
         "choices": [None, "paper", "small", "tiny"]})
@@ -307,6 +310,8 @@ def main(argv: list[str] | None = None) -> dict:
 
         set_seed(seed)
         model = build_model(args, data.tasks, extra)
+        if args.graph_model_name_or_path:
+            logger.info("Graph tower: %s", modeling_finemoltex.load_gin_checkpoint(model, args.graph_model_name_or_path))
         if args.lora:
             from peft import get_peft_model
 

@@ -98,6 +98,12 @@ class ModelArguments:
             "--motif_vocab_file or --feature_set); --config_overrides may still change losses, masking and dropout."
         },
     )
+    graph_model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "A GIN state dict in the pretrain-gnns layout (pretrain-gnns or GraphMVP checkpoints) loaded "
+                  "into the graph tower before training; needs --feature_set reference and matching GIN width and "
+                  "depth."},
+    )
     model_preset: str = field(
         default="small", metadata={"help": "FineMolTexConfig preset: 'paper', 'small' (CPU-friendly) or 'tiny'."}
     )
@@ -673,6 +679,8 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
         model = FineMolTexForPreTraining.from_pretrained(model_args.model_name_or_path, config=config)
     else:
         model = FineMolTexForPreTraining(config)
+    if model_args.graph_model_name_or_path:
+        logger.info("Graph tower: %s", modeling_finemoltex.load_gin_checkpoint(model, model_args.graph_model_name_or_path))
     model.config.text_model_name_or_path = None  # weights now live in the checkpoint: keep config.json portable
     freeze = text_encoder_locked(model_args)
     collator = processor.data_collator()

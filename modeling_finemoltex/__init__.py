@@ -27,6 +27,7 @@ from .editing_finemoltex import (
     evaluate_edits,
     load_edit_criteria,
 )
+from .graph_checkpoints_finemoltex import GINCheckpointReport, load_gin_checkpoint
 from .modeling_finemoltex import (
     FineMolTexForMoleculePropertyPrediction,
     FineMolTexForPreTraining,
@@ -85,6 +86,7 @@ __all__ = [
     "FineMolTexPreTrainedModel",
     "FineMolTexProcessor",
     "FineMolTexRandomScorer",
+    "GINCheckpointReport",
     "MoleculeParseError",
     "MotifDecomposition",
     "MotifVocab",
@@ -97,4 +99,5 @@ __all__ = [
     "evaluate_retrieval",
     "feature_sizes",
     "load_edit_criteria",
+    "load_gin_checkpoint",
 ]
