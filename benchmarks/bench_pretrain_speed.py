@@ -151,7 +151,8 @@ def main_job(threads: int | None) -> None:
     env = {**os.environ, "HF_DATASETS_CACHE": str(tmp / "datasets_cache")}
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "examples/pretrain.py", "--output_dir", str(tmp / "out")]
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "examples/accelerate_configs/default.yaml",
+              "examples/pretrain.py", "--output_dir", str(tmp / "out")]
     # a fresh wrapper process: its children's peak RSS is the main job's alone (not the runs measured before)
     wrapper = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[1:]); "
                "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)")

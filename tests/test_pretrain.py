@@ -66,11 +66,13 @@ def test_accelerate_launch_trains_saves_and_loads_in_a_new_process(tiny_text_enc
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "HOME": str(tmp_path / "home"), "HF_HOME": str(tmp_path / "hf_home")}  # no accelerate config anywhere
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
-           str(REPO / "examples" / "pretrain.py"),
+    # the README's launch config (names every setting) plus --cpu
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           str(REPO / "examples" / "accelerate_configs" / "default.yaml"), "--cpu", str(REPO / "examples" / "pretrain.py"),
            *tiny_args(tiny_text_encoder, out, data_cache, "--max_steps", "3")]
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-4000:]
+    assert "were not passed to `accelerate launch`" not in run.stderr  # no warning about defaulted settings
     assert "FineMolTex pre-training finished" in run.stdout
     assert "validation:" in run.stdout and "pairs/s" in run.stdout
     for name in ("config.json", "model.safetensors", "processor_config.json", "motif_vocab.json",
