@@ -23,7 +23,11 @@ Each seed trains for ``--num_train_epochs``, evaluating validation and test afte
 metric is the one at the epoch with the best validation metric (ROC-AUC mean over tasks with both classes, or
 RMSE for regression). (The authors' script never updates its best epoch, so it reports the last one.) ROC-AUC
 comes from the local evaluate module ``metrics/roc_auc_multitask``. Results (per seed, per task, mean ± std over
-seeds, parameter counts, time and peak memory) go to ``<output_dir>/results.json``.
+seeds, parameter counts, time and peak memory) go to ``<output_dir>/results.json``, rewritten after every seed;
+each seed's own result goes to ``<output_dir>/seed_<s>/result.json`` as soon as it finishes, and a later run with the
+same settings reads it back instead of training that seed again (``--rerun_finished_seeds true`` to retrain), so a
+killed run loses at most the seed it was in. A progress bar per seed shows epochs, the validation metric and the
+time left (``--progress false`` to hide it). For a first look on a CPU: ``--seeds 0 --num_train_epochs 10``.
 
 Full fine-tuning by default; ``--lora`` trains LoRA adapters on the GIN MLPs (and the motif-stream attention with
 ``--property_pooling graph_cls``) plus the head and the GIN BatchNorms (`property_finemoltex.lora_config`).
@@ -129,6 +133,11 @@ class PropertyArguments:
     predict_smiles: Optional[list[str]] = field(default=None, metadata={
         "help": "After training, predict these SMILES with the first seed's best model (prints JSON)."})
     results_file: Optional[str] = field(default=None, metadata={"help": "Default <output_dir>/results.json."})
+    progress: bool = field(default=True, metadata={
+        "help": "A progress bar per seed (epochs, validation metric, time left)."})
+    rerun_finished_seeds: bool = field(default=False, metadata={
+        "help": "Train seeds again whose <output_dir>/seed_<s>/result.json (same settings) exists; by default they "
+                "are read back, so a killed run continues with the next seed."})
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -151,6 +160,60 @@ class BestStateCallback(TrainerCallback):
     def restore(self, model):
         if self.best_state is not None:
             model.load_state_dict(self.best_state)
+
+
+class SeedProgress(TrainerCallback):
+    """A tqdm bar over one seed's epochs ("seed 2/3"), with the last validation metric and tqdm's time left."""
+
+    def __init__(self, label: str, epochs: int, metric_key: str, enabled: bool):
+        self.label, self.epochs, self.metric_key, self.enabled = label, epochs, metric_key, enabled
+        self.bar = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if self.enabled and state.is_world_process_zero:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.epochs, desc=self.label, unit="epoch", dynamic_ncols=True)
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if self.bar is not None and metrics and self.metric_key in metrics:
+            self.bar.set_postfix_str(f"{self.metric_key.removeprefix('eval_')} {metrics[self.metric_key]:.4f}")
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+# settings a finished seed's result does not depend on (where things go, what else runs); --save_model counts (a
+# read-back seed saves no model), and --predict_smiles always trains (predictions need the model)
+_NOT_RESULT_SETTINGS = ("seeds", "output_dir", "results_file", "progress", "rerun_finished_seeds", "predict_smiles")
+
+
+def result_settings(args) -> dict:
+    """The arguments a seed's result depends on (stored with it; a re-run reuses the result only if they match)."""
+    return {k: v for k, v in asdict(args).items() if k not in _NOT_RESULT_SETTINGS}
+
+
+def finished_seed(run_dir: Path, args) -> dict | None:
+    """A seed's stored record ({settings, parameters, run}) when it exists with the same settings (else None; one
+    with other settings is logged and trained again)."""
+    path = run_dir / "result.json"
+    if not path.is_file():
+        return None
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        logger.warning("%s is unreadable; training this seed again", path)
+        return None
+    if stored.get("settings") != json.loads(json.dumps(result_settings(args), default=str)):
+        logger.warning("%s was made with other settings; training this seed again", path)
+        return None
+    return stored
 
 
 def make_compute_metrics(problem_type: str, tasks: list[str]):
@@ -283,9 +346,19 @@ def main(argv: list[str] | None = None) -> dict:
     collator = FineMolTexDataCollator(len(graph_tokenizer.atom_feature_sizes), len(graph_tokenizer.bond_feature_sizes))
     compute_metrics = make_compute_metrics(args.problem_type, data.tasks)
     output_dir = Path(args.output_dir)
+    results_file = Path(args.results_file) if args.results_file else output_dir / "results.json"
+    main_process = int(os.environ.get("RANK", "0")) == 0
     runs, notes, split_sizes = [], [], {}
     parameters = None
-    for seed in args.seeds:
+    for seed_number, seed in enumerate(args.seeds, start=1):
+        run_dir = output_dir / f"seed_{seed}"
+        stored = None if args.rerun_finished_seeds or args.predict_smiles else finished_seed(run_dir, args)
+        if stored is not None:
+            logger.info("seed %d: finished before (%s); read back (--rerun_finished_seeds true trains it again)", seed,
+                        run_dir / "result.json")
+            runs.append(stored["run"])
+            parameters = parameters or stored["parameters"]
+            continue
         split_seed = args.split_seed if args.split_seed is not None else seed
         splits = split_data(data, args.split_method, split_seed)
         split_notes = check_split_labels(data, splits, args.problem_type)
@@ -319,7 +392,6 @@ def main(argv: list[str] | None = None) -> dict:
         trainable, total = count_parameters(model)
         parameters = {"trainable": trainable, "total": total, "trainable_share": trainable / total}
 
-        run_dir = output_dir / f"seed_{seed}"
         training_args = TrainingArguments(
             output_dir=str(run_dir),
             seed=seed,
@@ -343,6 +415,8 @@ def main(argv: list[str] | None = None) -> dict:
         )
         best_state = BestStateCallback(f"eval_validation_{metric_name}", greater_is_better) if (
             args.save_model or args.predict_smiles) else None
+        progress = SeedProgress(f"seed {seed} ({seed_number}/{len(args.seeds)})", args.num_train_epochs,
+                                f"eval_validation_{metric_name}", args.progress)
         trainer = Trainer(
             model=model,
             args=training_args,
@@ -350,7 +424,7 @@ def main(argv: list[str] | None = None) -> dict:
             eval_dataset={"validation": datasets["validation"], "test": datasets["test"]},
             data_collator=collator,
             compute_metrics=compute_metrics,
-            callbacks=[best_state] if best_state else None,
+            callbacks=[progress] + ([best_state] if best_state else []),
         )
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
@@ -395,7 +469,23 @@ def main(argv: list[str] | None = None) -> dict:
         logger.info("seed %d: best epoch %s, validation %s %.4f, test %s %.4f (%.1f s)", seed, best["epoch"],
                     metric_name, best["validation"].get(metric_name, math.nan), metric_name,
                     best.get("test", {}).get(metric_name, math.nan), elapsed)
+        if main_process:  # written at once: a killed run keeps its finished seeds (and a re-run skips them)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            record = {"settings": result_settings(args), "parameters": parameters, "run": run}
+            (run_dir / "result.json").write_text(json.dumps(record, indent=2, default=float))
+            write_results(results_file, collect_results(args, data, runs, notes, split_sizes, parameters, metric_name))
 
+    results = collect_results(args, data, runs, notes, split_sizes, parameters, metric_name)
+    if main_process:
+        write_results(results_file, results)
+        s = results["summary"][f"test_{metric_name}"]
+        print(f"{Path(args.data_file).name}: test {metric_name} {s['mean']:.4f} ± {s['std']:.4f} over {s['n']} seeds "
+              f"(best-validation epoch); results in {results_file}")
+    return results
+
+
+def collect_results(args, data, runs: list[dict], notes: list[str], split_sizes: dict, parameters, metric_name: str) -> dict:
+    """results.json: the runs so far and their mean ± std."""
     summary = {
         f"test_{metric_name}": mean_std([r["test"].get(metric_name, math.nan) for r in runs]),
         f"validation_{metric_name}": mean_std([r["validation"].get(metric_name, math.nan) for r in runs]),
@@ -404,7 +494,7 @@ def main(argv: list[str] | None = None) -> dict:
     for task in data.tasks:
         key = f"{metric_name}/{task}"
         summary[f"test_{key}"] = mean_std([r["test"].get(key, math.nan) for r in runs])
-    results = {
+    return {
         "data_file": str(args.data_file),
         "tasks": data.tasks,
         "problem_type": args.problem_type,
@@ -420,16 +510,17 @@ def main(argv: list[str] | None = None) -> dict:
         "metric": metric_name,
         "summary": summary,
         "runs": runs,
+        "seeds_finished": len(runs),
+        "seeds_asked": len(args.seeds),
         "arguments": asdict(args),
     }
-    if int(os.environ.get("RANK", "0")) == 0:
-        results_file = Path(args.results_file) if args.results_file else output_dir / "results.json"
-        results_file.parent.mkdir(parents=True, exist_ok=True)
-        results_file.write_text(json.dumps(results, indent=2, default=float))
-        s = summary[f"test_{metric_name}"]
-        print(f"{Path(args.data_file).name}: test {metric_name} {s['mean']:.4f} ± {s['std']:.4f} over {s['n']} seeds "
-              f"(best-validation epoch); results in {results_file}")
-    return results
+
+
+def write_results(path: Path, results: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=2, default=float))
+    os.replace(tmp, path)  # never a half-written results file
 
 
 if __name__ == "__main__":

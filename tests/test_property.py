@@ -321,6 +321,39 @@ def test_example_end_to_end(bbbp_rows, tmp_path):
     assert results["summary"] == saved["summary"]
 
 
+def test_example_keeps_finished_seeds_and_shows_progress(bbbp_rows, tmp_path, capsys):
+    data = _write_csv(tmp_path / "d.csv", ["smiles", TASK], bbbp_rows)
+    common = ["--data_file", str(data), "--task_columns", TASK, "--from_scratch_preset", "tiny", "--num_train_epochs",
+              "2", "--output_dir", str(tmp_path / "run"), "--per_device_train_batch_size", "16"]
+    example = _load_example()
+    trained = []
+    original = example.Trainer.train
+
+    def counting(self, *args, **kwargs):
+        trained.append(self.args.seed)
+        return original(self, *args, **kwargs)
+
+    example.Trainer.train = counting
+    try:
+        first = example.main([*common, "--seeds", "0", "1"])
+        assert trained == [0, 1] and "seed 1 (2/2)" in capsys.readouterr().err  # a tqdm bar per seed
+        record = json.loads((tmp_path / "run" / "seed_0" / "result.json").read_text())
+        assert record["run"] == json.loads(json.dumps(first["runs"][0], default=float))
+        # a longer run (e.g. after a kill) reads finished seeds back and trains only the new one
+        second = example.main([*common, "--seeds", "0", "1", "2"])
+        assert trained == [0, 1, 2] and second["seeds_finished"] == 3
+        assert second["runs"][:2] == json.loads(json.dumps(first["runs"], default=float))
+        # other settings: trained again
+        example.main([*common, "--seeds", "0", "--learning_rate", "3e-4"])
+        assert trained == [0, 1, 2, 0]
+        example.main([*common, "--seeds", "0", "--rerun_finished_seeds", "true", "--progress", "false"])
+        assert trained == [0, 1, 2, 0, 0]
+    finally:
+        example.Trainer.train = original
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["seeds_finished"] == saved["seeds_asked"] == 1
+
+
 def test_example_lora_from_pretrained_with_predict(bbbp_rows, pretrained_dir, tmp_path, monkeypatch):
     data = _write_csv(tmp_path / "d.csv", ["smiles", "p_np"], bbbp_rows)
     monkeypatch.chdir(pretrained_dir.parent)  # the base given relatively, as the README's ./finemoltex
