@@ -20,6 +20,7 @@ import time
 
 import torch
 from transformers import Trainer, TrainerCallback
+from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -72,6 +73,27 @@ class TimeBudgetCallback(TrainerCallback):
         return control
 
 
+def format_log(logs: dict) -> str:
+    """One log line: ``key value`` pairs with numbers as numbers (4 significant digits), not a dict of strings."""
+    parts = []
+    for key, value in logs.items():
+        if key == "total_flos":
+            continue
+        if isinstance(value, float):
+            value = f"{value:.4g}"
+        parts.append(f"{key} {value}")
+    return " | ".join(parts)
+
+
+class LogLineProgressCallback(ProgressCallback):
+    """transformers' progress bars, with each log written as one readable line (`format_log`) instead of a dict
+    whose numbers print as quoted strings."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and self.training_bar is not None and logs:
+            self.training_bar.write(f"step {state.global_step}: {format_log(logs)}")
+
+
 class FineMolTexTrainer(Trainer):
     """`Trainer` for `FineMolTexForPreTraining` (see the module docstring).
 
@@ -91,6 +113,8 @@ class FineMolTexTrainer(Trainer):
         self._eval_batch_index = 0
         self._absent: set[str] = set()  # components the model does not return (see `_accumulate`)
         self.data_wait_seconds = 0.0  # time spent in next(dataloader) during training
+        if self.pop_callback(ProgressCallback) is not None:  # (absent with --disable_tqdm)
+            self.add_callback(LogLineProgressCallback)
 
     # ------------------------------------------------------------------ data
     def _get_train_sampler(self, train_dataset=None):

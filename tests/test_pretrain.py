@@ -447,3 +447,10 @@ def test_heap_growth_limit_applies_on_glibc_and_respects_the_environment(monkeyp
 
     if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
         assert limit_heap_growth() is True
+
+
+def test_logs_print_as_readable_lines_with_numbers():
+    from modeling_finemoltex.trainer_finemoltex import format_log
+
+    line = format_log({"loss": 11.93456, "contrastive_accuracy": 0.25, "epoch": 1.0, "total_flos": 3.0, "note": "x"})
+    assert line == "loss 11.93 | contrastive_accuracy 0.25 | epoch 1 | note x"
