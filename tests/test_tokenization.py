@@ -10,7 +10,8 @@ from rdkit import Chem
 from rdkit.Chem import BRICS
 
 from modeling_finemoltex import FineMolTexGraphTokenizer, MoleculeParseError, MotifVocab, feature_sizes
-from modeling_finemoltex import tokenization_finemoltex as tokmod
+from modeling_finemoltex import chemistry_finemoltex as chemmod
+from modeling_finemoltex import motifs_finemoltex as motifmod
 from modeling_finemoltex.tokenization_finemoltex import CLS_ID, MASK_ID, PAD_ID, UNK_ID
 
 
@@ -394,17 +395,17 @@ def test_brics_environments_match_rdkit(chebi_pairs, zinc_smiles):
     """Each environment written out as neighbour counts equals RDKit's own SMARTS match, and the bonds the
     environment pairs select equal `BRICS.FindBRICSBonds` (all acyclic bonds, not only the ones the rules test)."""
     patterns = _brics_patterns()
-    assert sorted(patterns, key=int) == list(tokmod._BRICS_ENV_NAMES)
+    assert sorted(patterns, key=int) == list(motifmod._BRICS_ENV_NAMES)
     smiles = [s for _, s, _ in chebi_pairs] + zinc_smiles[:700] + EDGE_CASES
     labelled = 0
     for s in smiles:
         mol = Chem.MolFromSmiles(s)
-        desc = tokmod._describe(mol, s)
-        labels = tokmod._brics_env_labels(
+        desc = chemmod._describe(mol, s)
+        labels = motifmod._brics_env_labels(
             desc.atomic_num, desc.charge, desc.aromatic, desc.in_ring, desc.degree, desc.begin, desc.end,
             desc.order, desc.ring_bond,
         )
-        for k, name in enumerate(tokmod._BRICS_ENV_NAMES):
+        for k, name in enumerate(motifmod._BRICS_ENV_NAMES):
             expected = np.zeros(mol.GetNumAtoms(), dtype=bool)
             for match in mol.GetSubstructMatches(patterns[name], uniquify=False, maxMatches=1 << 30):
                 expected[match[0]] = True
@@ -412,7 +413,7 @@ def test_brics_environments_match_rdkit(chebi_pairs, zinc_smiles):
         found = set()
         for bond, value in (("-", 1.0), ("=", 2.0)):
             sel = np.flatnonzero(~desc.ring_bond & (desc.order == value))
-            hit = tokmod._pair_is_brics(labels, desc.begin[sel], desc.end[sel], bond)
+            hit = motifmod._pair_is_brics(labels, desc.begin[sel], desc.end[sel], bond)
             found |= {(int(i), int(j)) for i, j in zip(desc.begin[sel][hit], desc.end[sel][hit])}
         assert found == {tuple(sorted(pair)) for pair, _ in BRICS.FindBRICSBonds(mol)}, s
         labelled += labels.any()
@@ -430,11 +431,11 @@ def test_batch_path_equals_per_molecule_path(feature_set, chebi_pairs, zinc_smil
     smiles = [s for _, s, _ in chebi_pairs] + zinc_smiles[:1500] + EDGE_CASES
     if feature_set == "rich":
         smiles = smiles[::4] + EDGE_CASES
-    fast = tokmod._encode_fast(_fresh(smiles), smiles, feature_set, True)
+    fast = motifmod._encode_fast(_fresh(smiles), smiles, feature_set, True)
     assert sum(r is None for r in fast) < 0.05 * len(smiles)  # junction tree and the odd fragment only
-    batch = tokmod._encode_mols(_fresh(smiles), smiles, feature_set, with_edges=True)
+    batch = motifmod._encode_mols(_fresh(smiles), smiles, feature_set, with_edges=True)
     for s, mol, got in zip(smiles, _fresh(smiles), batch):
-        assert vars(got) == vars(tokmod._encode_slow(mol, s, feature_set, True)), s
+        assert vars(got) == vars(motifmod._encode_slow(mol, s, feature_set, True)), s
 
 
 def test_batch_rows_equal_single_rows_in_any_chunking(monkeypatch, zinc_smiles, chebi_pairs):
@@ -445,7 +446,7 @@ def test_batch_rows_equal_single_rows_in_any_chunking(monkeypatch, zinc_smiles, 
     rows = [{name: columns[name][i] for name in columns} for i in range(len(smiles))]
     assert rows == [tok.encode_molecule(s) for s in smiles]
     assert sum(UNK_ID not in r["motif_ids"] for r in rows) > 100  # motif ids, not only [UNK], were compared
-    monkeypatch.setattr(tokmod, "_ADJACENCY_BUDGET", 1500)  # many small chunks, lone molecules among them
+    monkeypatch.setattr(motifmod, "_ADJACENCY_BUDGET", 1500)  # many small chunks, lone molecules among them
     again, _ = tok.encode_batch(smiles)
     assert again == columns
 
