@@ -284,21 +284,27 @@ def _components(n: int, begin: np.ndarray, end: np.ndarray) -> np.ndarray:
     return labels
 
 
-def _brics_cut(desc: _Molecule) -> np.ndarray | None:
-    """Bonds cut by the FineMolTex/MGSSL rules (bool per bond), or None when at most one is cut."""
-    begin, end, in_ring = desc.begin, desc.end, desc.in_ring
-    branching = (~in_ring) & (desc.degree > 2)
-    acyclic = ~desc.ring_bond
+def _cut_bonds(atomic_num, charge, aromatic, in_ring, degree, begin, end, order, ring_bond) -> np.ndarray:
+    """Bonds cut by the FineMolTex/MGSSL rules -> bool (num_bonds,): BRICS bonds, ring-to-chain bonds and the bonds
+    of branching chain atoms. Atom arrays (num_atoms,), bond arrays (num_bonds,), one molecule or a whole batch
+    (atoms numbered across it)."""
+    branching = (~in_ring) & (degree > 2)
+    acyclic = ~ring_bond
     cut = acyclic & ((in_ring[begin] != in_ring[end]) | branching[begin] | branching[end])
     # BRICS bonds are acyclic; ring-to-chain and branching bonds are cut already, so test only the rest
     candidates = acyclic & ~cut
     if candidates.any():
-        labels = _brics_env_labels(
-            desc.atomic_num, desc.charge, desc.aromatic, in_ring, desc.degree, begin, end, desc.order, desc.ring_bond
-        )
+        labels = _brics_env_labels(atomic_num, charge, aromatic, in_ring, degree, begin, end, order, ring_bond)
         for bond, value in (("-", 1.0), ("=", 2.0)):
-            sel = np.flatnonzero(candidates & (desc.order == value))
+            sel = np.flatnonzero(candidates & (order == value))
             cut[sel[_pair_is_brics(labels, begin[sel], end[sel], bond)]] = True
+    return cut
+
+
+def _brics_cut(desc: _Molecule) -> np.ndarray | None:
+    """Bonds cut by the FineMolTex/MGSSL rules (bool per bond), or None when at most one is cut."""
+    cut = _cut_bonds(desc.atomic_num, desc.charge, desc.aromatic, desc.in_ring, desc.degree, desc.begin, desc.end,
+                     desc.order, desc.ring_bond)
     return cut if cut.sum() > 1 else None
 
 
@@ -769,10 +775,27 @@ def _encode_mols(mols, smiles, feature_set: str, with_edges: bool = False) -> li
     return out
 
 
-def _encode_fast(mols, smiles, feature_set: str, with_edges: bool) -> list[_Encoded | None]:
-    """Vectorised `_Encoded` of regular molecules; None for those the per-molecule path must take."""
-    num_mols = len(mols)
-    # ---- raw facts, a few RDKit calls per molecule ----
+@dataclass
+class _RawFacts:
+    """What a few RDKit calls per molecule tell about a batch, atoms numbered across the batch (molecule after
+    molecule). Everything else of the batched path is computed from these with numpy."""
+
+    sizes: np.ndarray  # (num_mols,) atoms per molecule
+    num_bonds: np.ndarray  # (num_mols,) RDKit's bond count per molecule
+    adjacency: list  # num_mols flattened (n * n,) dense adjacency matrices with bond orders (aromatic 1.5)
+    atomic_num: np.ndarray  # (total,)
+    charge: np.ndarray  # (total,)
+    ranks: np.ndarray  # (total,) canonical rank of each atom within its molecule
+    aromatic_h: list  # global indices of aromatic atoms whose hydrogen count is not 3 - degree
+    aromatic_h_count: list  # their total hydrogen counts
+    ring_atoms: list  # atoms of RDKit's rings, ring after ring (local indices)
+    ring_sizes: list  # atoms per ring
+    ring_offsets: list  # first global atom index of each ring's molecule
+
+
+def _gather_facts(mols) -> _RawFacts:
+    """The only RDKit calls of the batched path before the Kekulé step: adjacency, hetero and charged atoms,
+    aromatic hydrogens, rings, canonical ranks."""
     sizes, num_bonds, adjacency, ranks = [], [], [], []
     hetero, hetero_z, charged, charged_q, aromatic_h, aromatic_h_count = [], [], [], [], [], []
     ring_atoms, ring_sizes, ring_offsets = [], [], []
@@ -801,12 +824,23 @@ def _encode_fast(mols, smiles, feature_set: str, with_edges: bool) -> list[_Enco
         ranks.extend(map(rank.__getitem__, range(n)))  # (RDKit's Python iterator is slow)
         offset += n
     total = offset
-    sizes = np.array(sizes, dtype=np.int64)
+    atomic_num = np.full(total, 6, dtype=np.int64)
+    atomic_num[hetero] = hetero_z
+    charge = np.zeros(total, dtype=np.int64)
+    charge[charged] = charged_q
+    return _RawFacts(
+        np.array(sizes, dtype=np.int64), np.array(num_bonds, dtype=np.int64), adjacency, atomic_num, charge,
+        np.array(ranks, dtype=np.int64), aromatic_h, aromatic_h_count, ring_atoms, ring_sizes, ring_offsets,
+    )
+
+
+def _bonds_from_adjacency(sizes: np.ndarray, adjacency: list) -> tuple[np.ndarray, ...]:
+    """Bonds of a batch from its flattened dense adjacency matrices -> ``begin, end`` (global atom indices,
+    ``begin < end``), ``order`` (float), ``bond_mol`` (molecule of each bond), all (num_bonds,) sorted by molecule
+    then atoms, and ``bond_offset`` (num_mols + 1,)."""
+    num_mols = len(sizes)
     atom_offset = np.zeros(num_mols + 1, dtype=np.int64)
     np.cumsum(sizes, out=atom_offset[1:])
-    atom_mol = np.repeat(np.arange(num_mols), sizes)
-
-    # ---- bonds (i < j, sorted by molecule then atoms) from the dense adjacency matrices ----
     flat = np.concatenate(adjacency)
     square_offset = np.zeros(num_mols + 1, dtype=np.int64)
     np.cumsum(sizes * sizes, out=square_offset[1:])
@@ -818,22 +852,14 @@ def _encode_fast(mols, smiles, feature_set: str, with_edges: bool) -> list[_Enco
     begin = row[upper] + atom_offset[bond_mol]
     end = col[upper] + atom_offset[bond_mol]
     order = flat[entry[upper]]
-    bond_count = np.bincount(bond_mol, minlength=num_mols)
     bond_offset = np.zeros(num_mols + 1, dtype=np.int64)
-    np.cumsum(bond_count, out=bond_offset[1:])
-    # a bond the dense matrix cannot show (order 0, dative...) sends its molecule down the per-molecule path
-    slow = bond_count != np.array(num_bonds, dtype=np.int64)
+    np.cumsum(np.bincount(bond_mol, minlength=num_mols), out=bond_offset[1:])
+    return begin, end, order, bond_mol, bond_offset
 
-    atomic_num = np.full(total, 6, dtype=np.int64)
-    atomic_num[hetero] = hetero_z
-    charge = np.zeros(total, dtype=np.int64)
-    charge[charged] = charged_q
-    ranks = np.array(ranks, dtype=np.int64)
-    degree = np.bincount(begin, minlength=total) + np.bincount(end, minlength=total)
-    aromatic = np.zeros(total, dtype=bool)
-    is_aromatic_bond = order == 1.5
-    aromatic[begin[is_aromatic_bond]] = True
-    aromatic[end[is_aromatic_bond]] = True
+
+def _ring_membership(total: int, begin, end, ring_atoms, ring_sizes, ring_offsets) -> tuple[np.ndarray, np.ndarray]:
+    """``in_ring`` (total,) and ``ring_bond`` (num_bonds,) bool from RDKit's rings: a bond is a ring bond iff its
+    two atoms follow each other on a ring (``ring_offsets``: first global atom of each ring's molecule)."""
     in_ring = np.zeros(total, dtype=bool)
     ring_bond = np.zeros(len(begin), dtype=bool)
     if ring_atoms:
@@ -848,56 +874,39 @@ def _encode_fast(mols, smiles, feature_set: str, with_edges: bool) -> list[_Enco
         at = np.minimum(np.searchsorted(codes, bond_codes), len(codes) - 1)
         ring_bond = codes[at] == bond_codes
         in_ring[members] = True
+    return in_ring, ring_bond
 
-    # ---- the cut rules, BRICS included ----
-    branching = ~in_ring & (degree > 2)
-    acyclic = ~ring_bond
-    cut = acyclic & ((in_ring[begin] != in_ring[end]) | branching[begin] | branching[end])
-    candidates = acyclic & ~cut
-    if candidates.any():
-        labels = _brics_env_labels(atomic_num, charge, aromatic, in_ring, degree, begin, end, order, ring_bond)
-        for bond, value in (("-", 1.0), ("=", 2.0)):
-            sel = np.flatnonzero(candidates & (order == value))
-            cut[sel[_pair_is_brics(labels, begin[sel], end[sel], bond)]] = True
-    num_cut = np.bincount(bond_mol[cut], minlength=num_mols)
-    slow |= (num_cut <= 1) & (sizes > 1)  # junction tree
-    # ---- motifs: connected pieces left (min-label propagation with pointer jumping) ----
-    keep = ~cut
-    kb, ke = begin[keep], end[keep]
+
+def _connected_pieces(total: int, begin: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """(total,) label of each atom: the lowest atom index of its connected piece over the bonds ``begin``-``end``
+    (min-label propagation with pointer jumping)."""
     label = np.arange(total)
     while True:
-        low = np.minimum(label[kb], label[ke])
+        low = np.minimum(label[begin], label[end])
         new = label.copy()
-        np.minimum.at(new, kb, low)
-        np.minimum.at(new, ke, low)
+        np.minimum.at(new, begin, low)
+        np.minimum.at(new, end, low)
         new = new[new]
         if np.array_equal(new, label):
-            break
+            return label
         label = new
-    roots = np.flatnonzero(label == np.arange(total))  # motifs in order of their lowest atom
-    motif_of_atom = np.searchsorted(roots, label)
-    num_motifs = len(roots)
-    motif_mol = atom_mol[roots]
-    motif_offset = np.zeros(num_mols + 1, dtype=np.int64)
-    np.cumsum(np.bincount(motif_mol, minlength=num_mols), out=motif_offset[1:])
-    min_rank = np.full(num_motifs, np.iinfo(np.int64).max)
-    np.minimum.at(min_rank, motif_of_atom, ranks)
 
-    # ---- breadth-first order of each molecule's motif tree (small trees: plain Python) ----
-    tree_a = (motif_of_atom[begin[cut]] - motif_offset[bond_mol[cut]]).tolist()
-    tree_b = (motif_of_atom[end[cut]] - motif_offset[bond_mol[cut]]).tolist()
-    cut_offset = np.zeros(num_mols + 1, dtype=np.int64)
-    np.cumsum(num_cut, out=cut_offset[1:])
-    cut_offset, motif_offset_list, min_rank_list = cut_offset.tolist(), motif_offset.tolist(), min_rank.tolist()
-    slow_list = slow.tolist()
-    position = [0] * num_motifs  # BFS position of each motif within its molecule
+
+def _tree_positions(skip: list, motif_offset: list, min_rank: list, tree_a: list, tree_b: list, cut_offset: list,
+                    with_edges: bool) -> tuple[list[int], list]:
+    """Breadth-first position of every motif of the batch within its molecule's motif tree (`_bfs_order`), and
+    per molecule its tree edges in those positions (when ``with_edges``; else None). Molecules marked in ``skip``
+    are left at 0 / None. ``tree_a``, ``tree_b``: the two motifs (local ids) of each cut bond, molecule after
+    molecule (``cut_offset``). Small trees: plain Python."""
+    num_mols = len(skip)
+    position = [0] * motif_offset[-1]
     tree_edges: list = [None] * num_mols
     for m in range(num_mols):
-        if slow_list[m]:
+        if skip[m]:
             continue
-        m0, k = motif_offset_list[m], motif_offset_list[m + 1] - motif_offset_list[m]
+        m0, k = motif_offset[m], motif_offset[m + 1] - motif_offset[m]
         c0, c1 = cut_offset[m], cut_offset[m + 1]
-        local_rank = min_rank_list[m0 : m0 + k]
+        local_rank = min_rank[m0 : m0 + k]
         order_ = _bfs_order(k, list(zip(tree_a[c0:c1], tree_b[c0:c1])), local_rank) if k > 1 else [0]
         for p, motif in enumerate(order_):
             position[m0 + motif] = p
@@ -907,46 +916,35 @@ def _encode_fast(mols, smiles, feature_set: str, with_edges: bool) -> list[_Enco
                 new[motif] = p
             pairs = zip(tree_a[c0:c1], tree_b[c0:c1])
             tree_edges[m] = sorted({(min(new[a], new[b]), max(new[a], new[b])) for a, b in pairs})
-    position = np.array(position, dtype=np.int64)
-    final_motif = motif_offset[motif_mol] + position  # global motif id in BFS order
-    motif_of_atom = final_motif[motif_of_atom]
+    return position, tree_edges
 
-    # ---- features (before the Kekulé step below changes bond types) ----
-    atom_feats, bond_feats = _fast_features(
-        mols, smiles, feature_set, atomic_num, order, atom_offset, bond_offset, begin, end, slow
-    )
 
-    # ---- motif keys: atom codes and bonds of each motif, its atoms in input order ----
-    # Aromatic atoms carry their hydrogen count in the fragment (parent's + one per cut bond), so no Kekulé
-    # structure is needed; a molecule with a cut double bond at an aromatic atom needs one (pyridones): its
-    # motif keys take the Kekulé bond orders of the parent, as the per-molecule path does.
-    order2 = np.rint(order * 2).astype(np.int64)
-    arom_end = aromatic[begin] | aromatic[end]
-    needs_kekule = np.bincount(bond_mol[cut & arom_end & (order2 != 2)], minlength=num_mols) > 0
-    kekule_mols = np.flatnonzero(needs_kekule & ~slow)
-    kekule_atoms = np.zeros(total, dtype=bool)
+def _kekule_bond_orders(mols, kekule_mols, order2, begin, end, atom_offset, bond_offset) -> np.ndarray:
+    """(total,) bool: atoms of the molecules ``kekule_mols``, whose entries of ``order2`` (2 x bond order, updated
+    in place) become their Kekulé bond orders. Kekulises those molecules in place (their last RDKit use)."""
+    kekule_atoms = np.zeros(atom_offset[-1], dtype=bool)
     for m in kekule_mols.tolist():
         mol = mols[m]
-        Chem.Kekulize(mol, clearAromaticFlags=False)  # in place: the last RDKit use of this molecule
+        Chem.Kekulize(mol, clearAromaticFlags=False)
         e0, e1 = bond_offset[m], bond_offset[m + 1]
         kek = Chem.GetAdjacencyMatrix(mol, useBO=True, force=True)
         a0 = atom_offset[m]
         order2[e0:e1] = np.rint(kek[begin[e0:e1] - a0, end[e0:e1] - a0] * 2).astype(np.int64)
         kekule_atoms[a0 : atom_offset[m + 1]] = True
-    code = atomic_num * 64 + np.minimum(np.maximum(charge, -_CHARGE_OFFSET), 63 - _CHARGE_OFFSET) + _CHARGE_OFFSET
-    with_h = aromatic & ~kekule_atoms
-    if with_h.any():
-        hydrogens = np.where(atomic_num == 6, 3 - degree, 0)
-        hydrogens[aromatic_h] = aromatic_h_count
-        hydrogens += np.bincount(begin[cut], minlength=total) + np.bincount(end[cut], minlength=total)
-        code[with_h] += _AROMATIC_CODE * (1 + hydrogens[with_h])
-    # memberships sorted by (motif, atom): the output order
-    member = np.argsort(motif_of_atom * total + np.arange(total), kind="stable")
+    return kekule_atoms
+
+
+def _motif_keys(code, motif_of_atom, num_motifs: int, begin, end, order2, keep) -> tuple[bytes, list, list]:
+    """Keys of the motifs of a batch (`_fast_motif_smiles` reads one): per motif its atom count, the codes of its
+    atoms (``code``, (total,)) and its bonds as (first, second, 2 x order) in the key's own atom numbering, as
+    int32 -> (all keys as one byte string, start and end byte offset of each motif's key).
+
+    Atom order inside a key: by a colour refined over the motif's own bonds (``keep``; Weisfeiler-Lehman rounds),
+    ties by input order, so that the same motif reached through another atom order mostly gets the same key.
+    The key describes the fragment exactly in any order; the colours only raise the cache hit rate."""
+    total = len(code)
     motif_size = np.bincount(motif_of_atom, minlength=num_motifs)
     motif_start = np.cumsum(motif_size) - motif_size
-    # Atom order inside a key: by a colour refined over the motif's own bonds (Weisfeiler-Lehman rounds),
-    # ties by input order, so that the same motif reached through another atom order mostly gets the same key.
-    # The key describes the fragment exactly in any order; the colours only raise the cache hit rate.
     inner = np.flatnonzero(keep)
     inner_motif = motif_of_atom[begin[inner]]
     ib, ie, io = begin[inner], end[inner], order2[inner].astype(np.uint64)
@@ -974,9 +972,81 @@ def _encode_fast(mols, smiles, feature_set: str, with_edges: bool) -> list[_Enco
     buffer[slot] = first
     buffer[slot + 1] = second
     buffer[slot + 2] = order2[inner]
-    raw = buffer.tobytes()
-    starts4, ends4 = (key_start * 4).tolist(), ((key_start + key_length) * 4).tolist()
+    return buffer.tobytes(), (key_start * 4).tolist(), ((key_start + key_length) * 4).tolist()
 
+
+def _encode_fast(mols, smiles, feature_set: str, with_edges: bool) -> list[_Encoded | None]:
+    """Vectorised `_Encoded` of regular molecules; None for those the per-molecule path must take."""
+    num_mols = len(mols)
+    facts = _gather_facts(mols)
+    sizes, atomic_num, charge, ranks = facts.sizes, facts.atomic_num, facts.charge, facts.ranks
+    total = int(sizes.sum())
+    atom_offset = np.zeros(num_mols + 1, dtype=np.int64)
+    np.cumsum(sizes, out=atom_offset[1:])
+    atom_mol = np.repeat(np.arange(num_mols), sizes)
+
+    begin, end, order, bond_mol, bond_offset = _bonds_from_adjacency(sizes, facts.adjacency)
+    # a bond the dense matrix cannot show (order 0, dative...) sends its molecule down the per-molecule path
+    slow = np.diff(bond_offset) != facts.num_bonds
+    degree = np.bincount(begin, minlength=total) + np.bincount(end, minlength=total)
+    aromatic = np.zeros(total, dtype=bool)
+    is_aromatic_bond = order == 1.5
+    aromatic[begin[is_aromatic_bond]] = True
+    aromatic[end[is_aromatic_bond]] = True
+    in_ring, ring_bond = _ring_membership(total, begin, end, facts.ring_atoms, facts.ring_sizes, facts.ring_offsets)
+
+    cut = _cut_bonds(atomic_num, charge, aromatic, in_ring, degree, begin, end, order, ring_bond)
+    num_cut = np.bincount(bond_mol[cut], minlength=num_mols)
+    slow |= (num_cut <= 1) & (sizes > 1)  # junction tree
+
+    # ---- motifs: the connected pieces left, numbered by their lowest atom, then in BFS order ----
+    keep = ~cut
+    label = _connected_pieces(total, begin[keep], end[keep])
+    roots = np.flatnonzero(label == np.arange(total))
+    motif_of_atom = np.searchsorted(roots, label)
+    num_motifs = len(roots)
+    motif_mol = atom_mol[roots]
+    motif_offset = np.zeros(num_mols + 1, dtype=np.int64)
+    np.cumsum(np.bincount(motif_mol, minlength=num_mols), out=motif_offset[1:])
+    min_rank = np.full(num_motifs, np.iinfo(np.int64).max)
+    np.minimum.at(min_rank, motif_of_atom, ranks)
+    cut_offset = np.zeros(num_mols + 1, dtype=np.int64)
+    np.cumsum(num_cut, out=cut_offset[1:])
+    slow_list, motif_offset_list = slow.tolist(), motif_offset.tolist()
+    position, tree_edges = _tree_positions(
+        slow_list, motif_offset_list, min_rank.tolist(),
+        (motif_of_atom[begin[cut]] - motif_offset[bond_mol[cut]]).tolist(),
+        (motif_of_atom[end[cut]] - motif_offset[bond_mol[cut]]).tolist(),
+        cut_offset.tolist(), with_edges,
+    )
+    final_motif = motif_offset[motif_mol] + np.array(position, dtype=np.int64)  # global motif id in BFS order
+    motif_of_atom = final_motif[motif_of_atom]
+
+    # ---- features (before the Kekulé step below changes bond types) ----
+    atom_feats, bond_feats = _fast_features(
+        mols, smiles, feature_set, atomic_num, order, atom_offset, bond_offset, begin, end, slow
+    )
+
+    # ---- motif keys: atom codes and bonds of each motif ----
+    # Aromatic atoms carry their hydrogen count in the fragment (parent's + one per cut bond), so no Kekulé
+    # structure is needed; a molecule with a cut double bond at an aromatic atom needs one (pyridones): its
+    # motif keys take the Kekulé bond orders of the parent, as the per-molecule path does.
+    order2 = np.rint(order * 2).astype(np.int64)
+    arom_end = aromatic[begin] | aromatic[end]
+    needs_kekule = np.bincount(bond_mol[cut & arom_end & (order2 != 2)], minlength=num_mols) > 0
+    kekule_atoms = _kekule_bond_orders(mols, np.flatnonzero(needs_kekule & ~slow), order2, begin, end, atom_offset,
+                                       bond_offset)
+    code = atomic_num * 64 + np.minimum(np.maximum(charge, -_CHARGE_OFFSET), 63 - _CHARGE_OFFSET) + _CHARGE_OFFSET
+    with_h = aromatic & ~kekule_atoms
+    if with_h.any():
+        hydrogens = np.where(atomic_num == 6, 3 - degree, 0)
+        hydrogens[facts.aromatic_h] = facts.aromatic_h_count
+        hydrogens += np.bincount(begin[cut], minlength=total) + np.bincount(end[cut], minlength=total)
+        code[with_h] += _AROMATIC_CODE * (1 + hydrogens[with_h])
+    raw, starts4, ends4 = _motif_keys(code, motif_of_atom, num_motifs, begin, end, order2, keep)
+
+    # ---- one `_Encoded` per molecule, memberships sorted by (motif, atom) ----
+    member = np.argsort(motif_of_atom * total + np.arange(total), kind="stable")
     num_atom_cols, num_bond_cols = atom_feats.shape[1], bond_feats.shape[1]
     atom_feats, bond_feats = atom_feats.reshape(-1).tolist(), bond_feats.reshape(-1).tolist()
     local_begin = (begin - atom_offset[bond_mol]).tolist()
