@@ -73,7 +73,7 @@ def text_sensitivity(edits_by, sources, criteria, prompts, names) -> dict:
       when one of the other three motifs is asked for (same sources, those without the motif).
     """
     from modeling_finemoltex.editing_finemoltex import find_criterion
-    from modeling_finemoltex.tokenization_finemoltex import molecule_descriptors
+    from modeling_finemoltex.chemistry_finemoltex import molecule_descriptors
 
     text_of = {p["id"]: p["text"] for p in prompts}
     rows, data = [], {}
@@ -201,7 +201,7 @@ def main(argv=None):
         load_edit_criteria,
         read_smiles_file,
     )
-    from modeling_finemoltex.tokenization_finemoltex import is_valid_smiles
+    from modeling_finemoltex.chemistry_finemoltex import is_valid_smiles
 
     pool = read_smiles_file(args.molecules)
     sources = random.Random(args.seed).sample(pool, args.num_molecules)

@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 try:
-    from modeling_finemoltex.tokenization_finemoltex import (  # noqa: F401  (re-exported for the builders)
+    from modeling_finemoltex.chemistry_finemoltex import (  # noqa: F401  (re-exported for the builders)
         MoleculeParseError,
         canonical_smiles,
         inchikey,
@@ -51,7 +51,7 @@ except ModuleNotFoundError as err:  # run as `python datasets_scripts/build_x.py
     if err.name != "modeling_finemoltex":
         raise
     sys.path.insert(0, str(_REPO_ROOT))
-    from modeling_finemoltex.tokenization_finemoltex import (  # noqa: F401
+    from modeling_finemoltex.chemistry_finemoltex import (  # noqa: F401
         MoleculeParseError,
         canonical_smiles,
         inchikey,

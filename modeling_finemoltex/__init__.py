@@ -8,6 +8,7 @@ Importing the package registers ``model_type="finemoltex"`` with ``AutoConfig``,
 
 from transformers import AutoProcessor, AutoTokenizer
 
+from .chemistry_finemoltex import MoleculeParseError
 from .configuration_finemoltex import FineMolTexConfig
 from .editing_finemoltex import (
     FineMolTexEditCandidate,
@@ -27,6 +28,7 @@ from .editing_finemoltex import (
     evaluate_edits,
     load_edit_criteria,
 )
+from .features_finemoltex import FEATURE_SETS, feature_sizes
 from .graph_checkpoints_finemoltex import GINCheckpointReport, load_gin_checkpoint
 from .modeling_finemoltex import (
     FineMolTexForMoleculePropertyPrediction,
@@ -35,18 +37,11 @@ from .modeling_finemoltex import (
     FineMolTexPreTrainedModel,
     register_auto_classes,
 )
+from .motifs_finemoltex import MotifDecomposition
 from .pipeline_finemoltex import PIPELINE_TASK, FineMolTexPipeline, register_pipeline
 from .processing_finemoltex import FineMolTexDataCollator, FineMolTexProcessor
 from .retrieval_finemoltex import embed_molecules, embed_texts, evaluate_retrieval
-from .tokenization_finemoltex import (
-    FEATURE_SETS,
-    FineMolTexGraphTokenizer,
-    MoleculeParseError,
-    MotifDecomposition,
-    MotifVocab,
-    collate_graphs,
-    feature_sizes,
-)
+from .tokenization_finemoltex import FineMolTexGraphTokenizer, MotifVocab, collate_graphs
 
 __version__ = "0.1.0.dev0"
 

@@ -69,13 +69,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .tokenization_finemoltex import (
+from .chemistry_finemoltex import (
     EDIT_DESCRIPTORS,
-    FineMolTexGraphTokenizer,
     MoleculeParseError,
-    MotifVocab,
-    apply_motif_edits,
-    attachment_atoms,
     canonical_smiles,
     count_fragments,
     count_substructure,
@@ -83,6 +79,8 @@ from .tokenization_finemoltex import (
     molecule_descriptors,
     tanimoto_similarity,
 )
+from .motifs_finemoltex import apply_motif_edits, attachment_atoms
+from .tokenization_finemoltex import FineMolTexGraphTokenizer, MotifVocab
 
 logger = logging.getLogger(__name__)
 

@@ -55,7 +55,7 @@ DEFAULT_MAX_REQUEST_ATOMS = 25_000
 DEFAULT_MAX_REQUEST_SECONDS = 60
 MAX_ERRORS = 20  # problems listed per response (a request with a million unknown keys gets a short answer)
 _SHOWN_CHARS = 80
-# one atom written in a SMILES: the same rule as tokenization_finemoltex.count_atoms (this file stands alone)
+# one atom written in a SMILES: the same rule as chemistry_finemoltex.count_atoms (this file stands alone)
 _WRITTEN_ATOM = re.compile(r"\[[^\[\]]*\]|Cl|Br|[BCNOPSFIbcnops*]")  # linear: a bracket stops at "[" too
 
 

@@ -313,7 +313,7 @@ def load_property_data(
     smiles_column: default the column called smiles / mol (any case). task_columns: default every other column
     except `split_column`, ``id``-like and list columns (e.g. the ``labels`` list of our MoleculeNet Parquet).
     Raises ValueError naming the file, column and row for a missing column, a bad label or no rows left."""
-    from .tokenization_finemoltex import MoleculeParseError, parse_smiles
+    from .chemistry_finemoltex import MoleculeParseError, parse_smiles
 
     if problem_type not in PROBLEM_TYPES:
         raise ValueError(f"problem_type must be one of {PROBLEM_TYPES}, got {problem_type!r}")
@@ -377,9 +377,9 @@ def load_property_data(
 def split_data(data: PropertyData, method: str = "scaffold", seed: int = 0,
                fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> dict[str, list[int]]:
     """Indices (into the kept rows) of train/validation/test: ``scaffold`` (deterministic Bemis–Murcko, Hu et al.
-    2020: largest scaffold sets to train; `tokenization_finemoltex.scaffold_split`), ``random`` (seeded) or
+    2020: largest scaffold sets to train; `chemistry_finemoltex.scaffold_split`), ``random`` (seeded) or
     ``predefined`` (the file's split column)."""
-    from .tokenization_finemoltex import random_split, scaffold_split
+    from .chemistry_finemoltex import random_split, scaffold_split
 
     if method == "scaffold":
         parts = scaffold_split(data.smiles, *fractions)

@@ -26,7 +26,9 @@ from modeling_finemoltex import (
     MoleculeParseError,
     MotifVocab,
 )
+from modeling_finemoltex import chemistry_finemoltex as chemmod
 from modeling_finemoltex import handler as handler_module
+from modeling_finemoltex import motifs_finemoltex as motifmod
 from modeling_finemoltex import tokenization_finemoltex as tokmod
 from modeling_finemoltex.configuration_finemoltex import UnknownConfigKeysError
 from modeling_finemoltex.tokenization_finemoltex import DEFAULT_MAX_ATOMS, MoleculeTooLargeError, count_atoms
@@ -64,7 +66,7 @@ def test_atom_limit_is_checked_before_rdkit_parses(tok, monkeypatch):
     def no_rdkit(*args, **kwargs):
         raise AssertionError("RDKit was called on an over-limit molecule")
 
-    monkeypatch.setattr(tokmod.Chem, "MolFromSmiles", no_rdkit)
+    monkeypatch.setattr(chemmod.Chem, "MolFromSmiles", no_rdkit)
     for smiles in (CHAIN_20K, RING_10K):
         started = time.perf_counter()
         with pytest.raises(MoleculeTooLargeError, match=r"limit of 1,000 \(max_atoms\)"):
@@ -130,7 +132,7 @@ def _merge_reference(rings):
 
 
 def _merge_new(rings, n):
-    return sorted(sorted(r) for r in tokmod._merge_bridged_rings(rings, n))
+    return sorted(sorted(r) for r in motifmod._merge_bridged_rings(rings, n))
 
 
 def test_ring_merge_equals_the_definition_on_bridged_molecules():
@@ -151,7 +153,7 @@ def test_ring_merge_is_not_cubic():
         rings.append([b1, x[0], x[1], b2, x[2], x[3]])
         rings.append([b1, x[0], x[1], b2, x[4], x[5]])
     started = time.perf_counter()
-    merged = tokmod._merge_bridged_rings(rings, 5600)
+    merged = motifmod._merge_bridged_rings(rings, 5600)
     assert time.perf_counter() - started < 2.0
     assert len(merged) == 700 and all(len(g) == 8 for g in merged)
 
@@ -169,7 +171,7 @@ def test_rdkit_failure_inside_decomposition_names_the_molecule(monkeypatch):
     def fails(*args):
         raise RuntimeError("Too many rings open at once")
 
-    monkeypatch.setattr(tokmod, "_canonical_copy", fails)
+    monkeypatch.setattr(motifmod, "_canonical_copy", fails)
     tok = FineMolTexGraphTokenizer()
     cage = "C12CCC(CC1)(CC2)" * 3  # junction-tree path
     errors = {}
@@ -191,7 +193,7 @@ def test_each_molecule_is_parsed_once(monkeypatch, smiles):
         return parse(text, *args, **kwargs)
 
     monkeypatch.setattr(Chem, "MolFromSmiles", counting)
-    tokmod._KEKULE_CACHE.clear()
+    motifmod._KEKULE_CACHE.clear()
     FineMolTexGraphTokenizer().decompose(smiles)
     atoms = tokmod.count_atoms(smiles)
     assert [t for t in parsed if tokmod.count_atoms(t) >= atoms] == [smiles]
@@ -206,7 +208,7 @@ def test_rank_order_fallback_is_canonical_too(monkeypatch):
     tok = FineMolTexGraphTokenizer()
     smiles = ["C12CCC(CC1)(CC2)" * 3, "Cc1ccc2ccccc2c1CCN", "OC1CCC(N)CC1C"]
     written = [tok.decompose(s) for s in smiles]
-    monkeypatch.setattr(tokmod, "_output_order", refuse)
+    monkeypatch.setattr(motifmod, "_output_order", refuse)
     for s, reference in zip(smiles, written):
         mol = Chem.MolFromSmiles(s)
         for seed in range(3):
@@ -390,9 +392,9 @@ def test_batch_methods_hold_a_bounded_number_of_atoms(tok, monkeypatch):
     whole_errors, sliced_errors = {}, {}
     whole = tok.encode_batch(smiles, ignore_errors=True, errors=whole_errors)
     whole_motifs = [d and d.motifs for d in tok.decompose_batch(smiles, ignore_errors=True)]
-    assert len(list(tokmod._atom_chunks(smiles))) == 1 and len(list(tokmod._atom_chunks(smiles, budget=10))) > 5
-    monkeypatch.setattr(tokmod, "_PARSE_ATOM_BUDGET", 10)
-    monkeypatch.setattr(tokmod._atom_chunks, "__defaults__", (10,))
+    assert len(list(chemmod._atom_chunks(smiles))) == 1 and len(list(chemmod._atom_chunks(smiles, budget=10))) > 5
+    monkeypatch.setattr(chemmod, "_PARSE_ATOM_BUDGET", 10)
+    monkeypatch.setattr(chemmod._atom_chunks, "__defaults__", (10,))
     sliced = tok.encode_batch(smiles, ignore_errors=True, errors=sliced_errors)
     assert sliced == whole and sliced_errors == whole_errors and sorted(whole_errors) == [2, 8, 14]
     assert [d and d.motifs for d in tok.decompose_batch(smiles, ignore_errors=True)] == whole_motifs

@@ -168,8 +168,11 @@ def test_upload_records_files_card_and_commit(published, pretrained, retrieval_j
                  "graph_tokenizer/tokenizer_config.json", "graph_tokenizer/motif_vocab.json", "motif_vocab.json",
                  "configuration_finemoltex.py", "modeling_finemoltex.py", "losses_finemoltex.py",
                  "processing_finemoltex.py", "tokenization_finemoltex.py", "pipeline_finemoltex.py",
-                 "retrieval_finemoltex.py", "handler.py", "requirements.txt", "README.md"):
+                 "retrieval_finemoltex.py", "chemistry_finemoltex.py", "features_finemoltex.py", "motifs_finemoltex.py",
+                 "handler.py", "requirements.txt", "README.md"):
         assert name in files, name
+    # the code lives at the root once: no copies of the tokenizer module or its imports under graph_tokenizer/
+    assert not [name for name in files if name.startswith("graph_tokenizer/") and name.endswith(".py")]
     config = json.loads(files["config.json"])
     assert config["auto_map"]["AutoConfig"] == "configuration_finemoltex.FineMolTexConfig"
     assert config["auto_map"]["AutoModel"] == "modeling_finemoltex.FineMolTexModel"

@@ -10,7 +10,8 @@ from rdkit import Chem
 from rdkit.Chem import BRICS
 
 from modeling_finemoltex import FineMolTexGraphTokenizer, MoleculeParseError, MotifVocab, feature_sizes
-from modeling_finemoltex import tokenization_finemoltex as tokmod
+from modeling_finemoltex import chemistry_finemoltex as chemmod
+from modeling_finemoltex import motifs_finemoltex as motifmod
 from modeling_finemoltex.tokenization_finemoltex import CLS_ID, MASK_ID, PAD_ID, UNK_ID
 
 
@@ -394,17 +395,17 @@ def test_brics_environments_match_rdkit(chebi_pairs, zinc_smiles):
     """Each environment written out as neighbour counts equals RDKit's own SMARTS match, and the bonds the
     environment pairs select equal `BRICS.FindBRICSBonds` (all acyclic bonds, not only the ones the rules test)."""
     patterns = _brics_patterns()
-    assert sorted(patterns, key=int) == list(tokmod._BRICS_ENV_NAMES)
+    assert sorted(patterns, key=int) == list(motifmod._BRICS_ENV_NAMES)
     smiles = [s for _, s, _ in chebi_pairs] + zinc_smiles[:700] + EDGE_CASES
     labelled = 0
     for s in smiles:
         mol = Chem.MolFromSmiles(s)
-        desc = tokmod._describe(mol, s)
-        labels = tokmod._brics_env_labels(
+        desc = chemmod._describe(mol, s)
+        labels = motifmod._brics_env_labels(
             desc.atomic_num, desc.charge, desc.aromatic, desc.in_ring, desc.degree, desc.begin, desc.end,
             desc.order, desc.ring_bond,
         )
-        for k, name in enumerate(tokmod._BRICS_ENV_NAMES):
+        for k, name in enumerate(motifmod._BRICS_ENV_NAMES):
             expected = np.zeros(mol.GetNumAtoms(), dtype=bool)
             for match in mol.GetSubstructMatches(patterns[name], uniquify=False, maxMatches=1 << 30):
                 expected[match[0]] = True
@@ -412,7 +413,7 @@ def test_brics_environments_match_rdkit(chebi_pairs, zinc_smiles):
         found = set()
         for bond, value in (("-", 1.0), ("=", 2.0)):
             sel = np.flatnonzero(~desc.ring_bond & (desc.order == value))
-            hit = tokmod._pair_is_brics(labels, desc.begin[sel], desc.end[sel], bond)
+            hit = motifmod._pair_is_brics(labels, desc.begin[sel], desc.end[sel], bond)
             found |= {(int(i), int(j)) for i, j in zip(desc.begin[sel][hit], desc.end[sel][hit])}
         assert found == {tuple(sorted(pair)) for pair, _ in BRICS.FindBRICSBonds(mol)}, s
         labelled += labels.any()
@@ -430,11 +431,11 @@ def test_batch_path_equals_per_molecule_path(feature_set, chebi_pairs, zinc_smil
     smiles = [s for _, s, _ in chebi_pairs] + zinc_smiles[:1500] + EDGE_CASES
     if feature_set == "rich":
         smiles = smiles[::4] + EDGE_CASES
-    fast = tokmod._encode_fast(_fresh(smiles), smiles, feature_set, True)
+    fast = motifmod._encode_fast(_fresh(smiles), smiles, feature_set, True)
     assert sum(r is None for r in fast) < 0.05 * len(smiles)  # junction tree and the odd fragment only
-    batch = tokmod._encode_mols(_fresh(smiles), smiles, feature_set, with_edges=True)
+    batch = motifmod._encode_mols(_fresh(smiles), smiles, feature_set, with_edges=True)
     for s, mol, got in zip(smiles, _fresh(smiles), batch):
-        assert vars(got) == vars(tokmod._encode_slow(mol, s, feature_set, True)), s
+        assert vars(got) == vars(motifmod._encode_slow(mol, s, feature_set, True)), s
 
 
 def test_batch_rows_equal_single_rows_in_any_chunking(monkeypatch, zinc_smiles, chebi_pairs):
@@ -445,7 +446,7 @@ def test_batch_rows_equal_single_rows_in_any_chunking(monkeypatch, zinc_smiles, 
     rows = [{name: columns[name][i] for name in columns} for i in range(len(smiles))]
     assert rows == [tok.encode_molecule(s) for s in smiles]
     assert sum(UNK_ID not in r["motif_ids"] for r in rows) > 100  # motif ids, not only [UNK], were compared
-    monkeypatch.setattr(tokmod, "_ADJACENCY_BUDGET", 1500)  # many small chunks, lone molecules among them
+    monkeypatch.setattr(motifmod, "_ADJACENCY_BUDGET", 1500)  # many small chunks, lone molecules among them
     again, _ = tok.encode_batch(smiles)
     assert again == columns
 
@@ -479,3 +480,103 @@ def test_decompose_batch_equals_decompose(tok, zinc_smiles):
     assert got[:-1] == [tok.decompose(s) for s in smiles[:-1]]
     with pytest.raises(MoleculeParseError, match="index 2"):
         tok.decompose_batch(["CCO", "CCN", "C1CC"])
+
+
+# ---- the named steps of the batched path, each against its per-molecule counterpart ----
+STEP_MOLECULES = ["CCO", "c1ccccc1CC(=O)N", "C1CC2CCC1C2", "[Na+].[Cl-]", "O=c1cc[nH]c(=O)[nH]1", "C"]
+
+
+def _step_batch(smiles=STEP_MOLECULES):
+    """Raw facts and bonds of a batch, and the per-molecule descriptions with atoms shifted to batch numbering."""
+    mols = _fresh(smiles)
+    facts = motifmod._gather_facts(mols)
+    begin, end, order, bond_mol, bond_offset = motifmod._bonds_from_adjacency(facts.sizes, facts.adjacency)
+    descs = [chemmod._describe(mol, s) for mol, s in zip(_fresh(smiles), smiles)]
+    offsets = np.concatenate([[0], np.cumsum([len(d.atomic_num) for d in descs])])
+    return facts, (begin, end, order, bond_mol, bond_offset), descs, offsets
+
+
+def test_step_gather_facts_and_bonds_equal_describe():
+    facts, (begin, end, order, bond_mol, bond_offset), descs, offsets = _step_batch()
+    assert facts.sizes.tolist() == [len(d.atomic_num) for d in descs]
+    assert facts.atomic_num.tolist() == np.concatenate([d.atomic_num for d in descs]).tolist()
+    assert facts.charge.tolist() == np.concatenate([d.charge for d in descs]).tolist()
+    assert facts.ranks.tolist() == np.concatenate([d.ranks for d in descs]).tolist()
+    assert begin.tolist() == np.concatenate([d.begin + o for d, o in zip(descs, offsets)]).tolist()
+    assert end.tolist() == np.concatenate([d.end + o for d, o in zip(descs, offsets)]).tolist()
+    assert order.tolist() == np.concatenate([d.order for d in descs]).tolist()
+    assert np.diff(bond_offset).tolist() == [len(d.begin) for d in descs]
+    assert bond_mol.tolist() == np.repeat(np.arange(len(descs)), [len(d.begin) for d in descs]).tolist()
+
+
+def test_step_ring_membership_equals_describe():
+    facts, (begin, end, *_), descs, _ = _step_batch()
+    in_ring, ring_bond = motifmod._ring_membership(
+        int(facts.sizes.sum()), begin, end, facts.ring_atoms, facts.ring_sizes, facts.ring_offsets
+    )
+    assert in_ring.tolist() == np.concatenate([d.in_ring for d in descs]).tolist()
+    assert ring_bond.tolist() == np.concatenate([d.ring_bond for d in descs]).tolist()
+    assert ring_bond.any() and not ring_bond.all()
+
+
+def test_step_cut_bonds_of_a_batch_are_those_of_each_molecule():
+    _, _, descs, offsets = _step_batch()
+
+    def cut(d, shift=0):
+        return motifmod._cut_bonds(d.atomic_num, d.charge, d.aromatic, d.in_ring, d.degree, d.begin + shift,
+                                   d.end + shift, d.order, d.ring_bond)
+
+    joined = [np.concatenate(arrays) for arrays in zip(*[
+        (d.atomic_num, d.charge, d.aromatic, d.in_ring, d.degree) for d in descs])]
+    bonds = [np.concatenate(arrays) for arrays in zip(*[
+        (d.begin + o, d.end + o, d.order, d.ring_bond) for d, o in zip(descs, offsets)])]
+    batch = motifmod._cut_bonds(*joined, *bonds)
+    assert batch.tolist() == np.concatenate([cut(d) for d in descs]).tolist()
+    # CC(=O)N off the ring: the ring-to-chain bond and the bonds of the branching carbonyl carbon
+    assert cut(descs[1]).sum() == 4
+
+
+@pytest.mark.parametrize("edges", [[], [(0, 1)], [(0, 1), (1, 2), (2, 3), (4, 5)], [(0, 3), (1, 3), (2, 3), (3, 4)]])
+def test_step_connected_pieces_equal_union_find(edges):
+    total = 7
+    begin = np.array([a for a, _ in edges], dtype=np.int64)
+    end = np.array([b for _, b in edges], dtype=np.int64)
+    label = motifmod._connected_pieces(total, begin, end)
+    components = motifmod._components(total, begin, end)
+    # the same partition; each atom labelled with the lowest atom of its piece
+    assert all((label[i] == label[j]) == (components[i] == components[j]) for i in range(total) for j in range(total))
+    assert all(label[i] == min(np.flatnonzero(components == components[i])) for i in range(total))
+
+
+def test_step_tree_positions_follow_bfs_order():
+    # two molecules: a path of three motifs rooted at motif 2 (lowest rank), then one skipped molecule
+    skip, motif_offset, min_rank = [False, True], [0, 3, 5], [7, 5, 1, 0, 0]
+    tree_a, tree_b, cut_offset = [0, 1, 0], [1, 2, 1], [0, 2, 3]
+    position, edges = motifmod._tree_positions(skip, motif_offset, min_rank, tree_a, tree_b, cut_offset, True)
+    order = motifmod._bfs_order(3, [(0, 1), (1, 2)], [7, 5, 1])
+    assert order == [2, 1, 0] and position[:3] == [2, 1, 0]
+    assert edges == [[(0, 1), (1, 2)], None] and position[3:] == [0, 0]
+    assert motifmod._tree_positions(skip, motif_offset, min_rank, tree_a, tree_b, cut_offset, False)[1] == [None, None]
+
+
+def test_step_motif_keys_read_back_as_the_motifs():
+    smiles = ["c1ccccc1CC(=O)N", "CC(C)Oc1ccncc1", "OCC(O)CO"]
+    encoded = motifmod._encode_fast(_fresh(smiles), smiles, "reference", False)
+    facts, (begin, end, order, bond_mol, bond_offset), descs, offsets = _step_batch(smiles)
+    total = int(facts.sizes.sum())
+    in_ring, ring_bond = motifmod._ring_membership(total, begin, end, facts.ring_atoms, facts.ring_sizes,
+                                                   facts.ring_offsets)
+    aromatic = np.concatenate([d.aromatic for d in descs])
+    degree = np.concatenate([d.degree for d in descs])
+    cut = motifmod._cut_bonds(facts.atomic_num, facts.charge, aromatic, in_ring, degree, begin, end, order, ring_bond)
+    motif_of_atom = np.unique(motifmod._connected_pieces(total, begin[~cut], end[~cut]), return_inverse=True)[1]
+    code = facts.atomic_num * 64 + facts.charge + motifmod._CHARGE_OFFSET
+    hydrogens = np.where(facts.atomic_num == 6, 3 - degree, 0)
+    hydrogens[facts.aromatic_h] = facts.aromatic_h_count
+    hydrogens += np.bincount(begin[cut], minlength=total) + np.bincount(end[cut], minlength=total)
+    code[aromatic] += motifmod._AROMATIC_CODE * (1 + hydrogens[aromatic])
+    order2 = np.rint(order * 2).astype(np.int64)
+    raw, starts, ends = motifmod._motif_keys(code, motif_of_atom, int(motif_of_atom.max()) + 1, begin, end, order2, ~cut)
+    read = [motifmod._fast_motif_smiles(raw[a:b]) for a, b in zip(starts, ends)]
+    assert sorted(read) == sorted(m for row in encoded for m in row.motifs)
+    assert "C1=CC=CC=C1" in read and "C1=CC=NC=C1" in read  # Kekulé motif identities
