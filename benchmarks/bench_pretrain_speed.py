@@ -165,7 +165,8 @@ def main_job(threads: int | None) -> None:
     out = done.stdout.splitlines()
     peak = next(int(line.split()[1]) for line in out if line.startswith("PEAK_RSS_KB")) / 2**20
     lines = [line for line in out if line.strip().startswith(("FineMolTex pre-training", "speed:", "validation:"))]
-    print(f"\nREADME main job (`accelerate launch examples/pretrain.py`, fresh caches): {wall:.0f} s wall, "
+    print(f"\nREADME main job (`accelerate launch --config_file examples/accelerate_configs/default.yaml "
+          f"examples/pretrain.py`, fresh caches): {wall:.0f} s wall, "
           f"peak RSS {peak:.2f} GiB")
     for line in lines:
         print("  " + line.strip())
