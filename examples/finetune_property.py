@@ -68,6 +68,7 @@ from modeling_finemoltex.property_finemoltex import (  # noqa: E402
     load_roc_auc_metric,
     lora_config,
     mean_std,
+    peft_without_deprecation_noise,
     positive_weights,
     predict,
     regression_metrics,
@@ -388,7 +389,8 @@ def main(argv: list[str] | None = None) -> dict:
         if args.lora:
             from peft import get_peft_model
 
-            model = get_peft_model(model, lora_config(model.config, args.lora_r, args.lora_alpha, args.lora_dropout))
+            with peft_without_deprecation_noise():
+                model = get_peft_model(model, lora_config(model.config, args.lora_r, args.lora_alpha, args.lora_dropout))
         trainable, total = count_parameters(model)
         parameters = {"trainable": trainable, "total": total, "trainable_share": trainable / total}
 

@@ -8,6 +8,7 @@ Labels are float arrays (N, T) with NaN for a missing label; classification labe
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
@@ -461,6 +462,15 @@ def load_graph_tokenizer(folder: str | os.PathLike | None):
     return FineMolTexGraphTokenizer()
 
 
+@contextlib.contextmanager
+def peft_without_deprecation_noise():
+    """peft (<= 0.18) reads ``model.is_gradient_checkpointing``, which transformers 5 deprecates with a FutureWarning
+    on every LoRA wrap or load; silence exactly that warning, nothing else."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
+
+
 def _check_adapter_base(base: str, adapter_file: Path, given: bool) -> None:
     """Fail at once, naming the adapter and its base, when the base is a local path that is not there or a Hub id
     that cannot be fetched offline (instead of transformers' retries and a message about pytorch_model.bin)."""
@@ -510,7 +520,8 @@ def load_property_model(path: str | os.PathLike, base_model_name_or_path: str | 
     # the base has no trained head yet: the adapter brings it (modules_to_save), so its MISSING rows are expected
     with expected_load_report("classifier."):
         model = FineMolTexForMoleculePropertyPrediction.from_pretrained(base, config=config, **kwargs)
-    return PeftModel.from_pretrained(model, str(path)).eval()
+    with peft_without_deprecation_noise():
+        return PeftModel.from_pretrained(model, str(path)).eval()
 
 
 @dataclass

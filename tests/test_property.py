@@ -452,3 +452,21 @@ def test_adapter_with_a_missing_base_fails_at_once_naming_it(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)  # no ./finemoltex here
     with pytest.raises(FileNotFoundError, match=rf"base model '{re.escape(recorded)}' \(recorded in .*adapter_config.json\)"):
         load_property_model(adapter)
+
+
+def test_lora_wrap_and_load_raise_no_deprecation_noise(pretrained_dir, tmp_path):
+    import warnings
+
+    from peft import get_peft_model
+
+    from modeling_finemoltex.property_finemoltex import load_property_model, peft_without_deprecation_noise
+
+    base = FineMolTexForMoleculePropertyPrediction.from_pretrained(pretrained_dir, num_labels=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with peft_without_deprecation_noise():
+            model = get_peft_model(base, lora_config(base.config, r=2, alpha=4))
+        model.save_pretrained(tmp_path / "adapter")
+        model.get_base_model().config.save_pretrained(tmp_path / "adapter")
+        load_property_model(tmp_path / "adapter", base_model_name_or_path=str(pretrained_dir))
+    assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]
