@@ -54,10 +54,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from transformers import HfArgumentParser, Trainer, TrainerCallback, TrainingArguments, set_seed  # noqa: E402
+from transformers.trainer_callback import PrinterCallback  # noqa: E402
 
 import modeling_finemoltex  # noqa: E402,F401  (registers the auto classes)
 from modeling_finemoltex import FineMolTexConfig, FineMolTexForMoleculePropertyPrediction  # noqa: E402
 from modeling_finemoltex.processing_finemoltex import FineMolTexDataCollator  # noqa: E402
+from modeling_finemoltex.trainer_finemoltex import format_log  # noqa: E402
 from modeling_finemoltex.property_finemoltex import (  # noqa: E402
     PROBLEM_TYPES,
     check_split_labels,
@@ -183,6 +185,10 @@ class SeedProgress(TrainerCallback):
     def on_epoch_end(self, args, state, control, **kwargs):
         if self.bar is not None:
             self.bar.update(1)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.bar is None and logs and state.is_world_process_zero:  # no bar: one readable line per log instead
+            logger.info("%s, epoch %g: %s", self.label, state.epoch or 0, format_log(logs))
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.bar is not None:
@@ -428,6 +434,7 @@ def main(argv: list[str] | None = None) -> dict:
             compute_metrics=compute_metrics,
             callbacks=[progress] + ([best_state] if best_state else []),
         )
+        trainer.pop_callback(PrinterCallback)  # per-epoch dicts of quoted numbers: the bar (or log lines) instead
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         rss_before = _peak_rss_mb()
