@@ -72,6 +72,9 @@ class RetrievalArguments:
     )
     seed: int = field(default=42, metadata={"help": "Seed of the negative indices (and of an untrained model)."})
     no_progress: bool = field(default=False, metadata={"help": "No progress bars."})
+    training_file: str | None = field(default=None, metadata={
+        "help": "The model's pre-training pairs, to count evaluation molecules it has seen (default: the file its motif "
+                "vocabulary records, when that file is here)."})
 
 
 def read_pairs(path: str, smiles_column: str = "smiles", text_column: str = "text") -> tuple[list[str], list[str]]:
@@ -157,6 +160,41 @@ def untrained_model_and_processor(preset: str, smiles: list[str], text_tokenizer
     return model, processor
 
 
+def chance_levels(num_candidates: int, ks=DEFAULT_KS, T=(4, 10, 20)) -> dict:
+    """What a random ranking scores on average over `num_candidates` (full ranking) and T candidates."""
+    n = max(int(num_candidates), 1)
+    out = {"mrr": sum(1.0 / rank for rank in range(1, n + 1)) / n, "mean_rank": (n + 1) / 2}
+    out.update({f"recall@{k}": min(1.0, k / n) for k in ks})
+    out.update({f"accuracy@T{t}": 1.0 / t for t in T})
+    return out
+
+
+def training_overlap(smiles: list[str], training_file: str | None, vocab: MotifVocab | None) -> dict | None:
+    """How many evaluation molecules (canonical SMILES) are among the pre-training pairs: the file given, else the
+    one the motif vocabulary was built from when it is on this machine. None when neither is known."""
+    from modeling_finemoltex.chemistry_finemoltex import MoleculeParseError, canonical_smiles
+
+    path = training_file or ((vocab.build_options.get("source") if vocab is not None else None) or None)
+    if not path or not Path(path).is_file():
+        if training_file:
+            raise FileNotFoundError(f"--training_file not found: {training_file}")
+        return None
+
+    def canonical(values):
+        out = set()
+        for value in values:
+            try:
+                out.add(canonical_smiles(value))
+            except MoleculeParseError:
+                continue
+        return out
+
+    train_smiles, _ = read_pairs(path)
+    seen = canonical(train_smiles)
+    evaluated = canonical(smiles)
+    return {"training_file": str(path), "evaluated_molecules": len(evaluated), "seen_in_training": len(evaluated & seen)}
+
+
 def format_table(results: dict, T=(4, 10, 20), ks=DEFAULT_KS) -> str:
     columns = ["mrr", *[f"recall@{k}" for k in ks], "mean_rank", *[f"accuracy@T{t}" for t in T]]
     lines = [f"{'direction':<18}" + "".join(f"{c:>14}" for c in columns)]
@@ -166,6 +204,9 @@ def format_table(results: dict, T=(4, 10, 20), ks=DEFAULT_KS) -> str:
             v = results.get(f"{direction}/{c}")
             cells.append(f"{'-':>14}" if v is None else (f"{v:>14.1f}" if c == "mean_rank" else f"{v:>14.4f}"))
         lines.append(f"{direction:<18}" + "".join(cells))
+    chance = chance_levels(results["num_candidates"], ks, T)
+    lines.append(f"{'chance':<18}" + "".join(
+        f"{chance[c]:>14.1f}" if c == "mean_rank" else f"{chance[c]:>14.4f}" for c in columns))
     lines.append(
         f"{results['num_candidates']} of {results['num_pairs']} pairs in the pool "
         f"({len(results['dropped_indices'])} unparsable SMILES dropped); ties: {results['ties']}"
@@ -213,11 +254,18 @@ def main(args=None) -> dict:
         bf16=opts.bf16,
     )
     results["model"] = opts.model_name_or_path or f"untrained:{opts.untrained_preset}"
+    results["chance"] = chance_levels(results["num_candidates"], T=T)
+    vocab = getattr(getattr(processor, "graph_tokenizer", None), "motif_vocab", None)
+    results["training_overlap"] = training_overlap(smiles, opts.training_file, vocab)
     results["data_file"] = str(opts.data_file)
     results["negatives_file"] = (
         str(opts.negatives_file) if opts.negatives_file else (str(path) if opts.output_file else f"generated (seed {opts.seed})")
     )
     print(format_table(results, T))
+    overlap = results["training_overlap"]
+    if overlap is not None:
+        print(f"{overlap['seen_in_training']} of {overlap['evaluated_molecules']} evaluated molecules are in the "
+              f"pre-training file {overlap['training_file']} (zero-shot figures on them are not held out)")
     if opts.output_file:
         Path(opts.output_file).parent.mkdir(parents=True, exist_ok=True)
         with open(opts.output_file, "w", encoding="utf-8") as f:

@@ -301,9 +301,18 @@ def test_example_script_end_to_end(model, processor, chebi_pairs, tmp_path, caps
     out = tmp_path / "out" / "retrieval.json"
     example = _load_example()
     args = ["--model_name_or_path", str(folder), "--data_file", str(data), "--output_file", str(out), "--no_progress", "--batch_size", "16"]
-    results = example.main(args)
+    results = example.main([*args, "--training_file", str(data)])
     saved = json.loads(out.read_text())
     assert saved.pop("dropped_indices") == results.pop("dropped_indices")
+    # chance levels beside the metrics, and how many evaluated molecules the model saw in pre-training
+    n = saved["num_candidates"]
+    assert saved.pop("chance") == pytest.approx(results.pop("chance"))
+    overlap = saved.pop("training_overlap")
+    assert overlap == results.pop("training_overlap")
+    assert overlap["seen_in_training"] == overlap["evaluated_molecules"] > 0  # evaluated on its own training pairs
+    printed = capsys.readouterr().out
+    assert "molecule_to_text" in printed and "chance" in printed and "are in the pre-training file" in printed
+    assert f"{sum(1 / r for r in range(1, n + 1)) / n:.4f}" in printed  # MRR of a random ranking
     assert saved == pytest.approx(results) and saved["num_pairs"] == N_PAIRS
     for direction in ("molecule_to_text", "text_to_molecule"):
         for key in ("mrr", "recall@1", "recall@5", "recall@10", "mean_rank", "median_rank", "accuracy@T4", "accuracy@T10", "accuracy@T20"):
@@ -312,7 +321,6 @@ def test_example_script_end_to_end(model, processor, chebi_pairs, tmp_path, caps
     negatives_file = out.with_name("retrieval.negatives.npy")
     assert saved["negatives_file"] == str(negatives_file)
     np.testing.assert_array_equal(np.load(negatives_file), make_negative_indices(N_PAIRS, 20, 42))
-    assert "molecule_to_text" in capsys.readouterr().out
     # the same model, pairs (as Parquet) and negatives file reproduce the numbers
     import pyarrow as pa
     import pyarrow.parquet as pq
