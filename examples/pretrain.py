@@ -34,8 +34,6 @@ The output folder gets the model, the processor (text tokenizer + graph tokenize
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import json
 import logging
 import os
@@ -62,6 +60,7 @@ from modeling_finemoltex import (  # noqa: E402
     FineMolTexProcessor,
     MotifVocab,
 )
+from modeling_finemoltex import pairs_finemoltex as pair_files  # noqa: E402
 from modeling_finemoltex.text_states_finemoltex import attach_text_states  # noqa: E402
 from modeling_finemoltex.trainer_finemoltex import (  # noqa: E402
     FineMolTexTrainer,
@@ -223,161 +222,12 @@ def parse_arguments(args: list[str] | None = None):
 
 
 # ====================================================================================== data
-def _require_file(path: str | None, what: str) -> Path:
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}. {WHERE_TO_GET_DATA}")
-    return p
-
-
-def _pick(columns: list[str], names: tuple[str, ...], path: Path, what: str, required: bool = True) -> str | None:
-    lower = {c.lower(): c for c in columns}
-    for name in names:
-        if name.lower() in lower:
-            return lower[name.lower()]
-    if required:
-        raise ValueError(f"{path}: no {what} column (looked for {', '.join(names)}); columns are {columns}.")
-    return None
-
-
-def load_pairs(path: Path, cache_dir: str | None = None) -> datasets.Dataset:
-    """One file -> Dataset with string columns ``id``, ``smiles``, ``text`` (and ``split`` when the file has one)."""
-    suffix = "".join(path.suffixes[-2:]).lower()
-    if suffix.endswith(".parquet"):
-        ds = datasets.load_dataset("parquet", data_files=str(path), split="train", cache_dir=cache_dir)
-    else:
-        is_csv = suffix.endswith(".csv")
-        delimiter = "," if is_csv else "\t"
-        # TSV (ChEBI-20): no quoting, descriptions contain '"'. CSV: standard quoting, so a quoted text may hold
-        # commas and loses its quotes. utf-8-sig: a byte-order mark is not part of the first column's name.
-        quoting = csv.QUOTE_MINIMAL if is_csv else csv.QUOTE_NONE
-        try:
-            with open(path, encoding="utf-8-sig", newline="") as f:
-                reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
-                header = next(reader, [])
-                first_row = next(reader, None)
-        except UnicodeDecodeError as err:
-            raise ValueError(f"{path} is not UTF-8 text ({err}); re-encode it as UTF-8.") from None
-        if not header:
-            raise ValueError(f"{path} is empty: expected a header line and molecule-text rows.")
-        if first_row is None:
-            raise ValueError(f"{path} has a header line but no data rows.")
-        repeated = sorted({c for c in header if header.count(c) > 1})
-        if repeated:
-            raise ValueError(f"{path}: column(s) {repeated} appear more than once in the header.")
-        features = datasets.Features({c: datasets.Value("string") for c in header})
-        try:
-            ds = datasets.load_dataset(
-                "csv",
-                data_files=str(path),
-                split="train",
-                delimiter=delimiter,
-                quoting=quoting,
-                encoding="utf-8-sig",
-                keep_default_na=False,  # keep "NA"-like texts as text
-                na_filter=False,
-                features=features,
-                cache_dir=cache_dir,
-            )
-        except Exception as err:  # datasets wraps the parser's reason in a generic DatasetGenerationError
-            cause = err.__cause__ or err.__context__ or err
-            raise ValueError(f"Could not read {path} as {'CSV' if is_csv else 'TSV'} pairs: {cause}") from err
-    columns = ds.column_names
-    smiles = _pick(columns, ("smiles",), path, "SMILES")
-    text = _pick(columns, ("text", "description", "caption"), path, "text")
-    ident = _pick(columns, ("id", "cid", "CID"), path, "id", required=False)
-    split = _pick(columns, ("split",), path, "split", required=False)
-    keep = {smiles: "smiles", text: "text"}
-    if ident:
-        keep[ident] = "id"
-    if split:
-        keep[split] = "split"
-    ds = ds.select_columns(list(keep)).rename_columns({k: v for k, v in keep.items() if k != v})
-    if "id" not in ds.column_names:
-        ds = ds.add_column("id", [f"{path.name}:{i}" for i in range(len(ds))])
-    if ds.features["id"].dtype != "string":
-        ds = ds.cast_column("id", datasets.Value("string"))
-    return ds
-
-
-def held_out(identifier: str, percentage: float) -> bool:
-    """Deterministic validation membership by a hash of the id (salted: the shipped sample was itself chosen by
-    sha256(CID), so an unsalted hash would not be uniform on it)."""
-    digest = hashlib.sha256(f"finemoltex-validation:{identifier}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % 10_000 < percentage * 100
-
-
-def _drop_empty(ds: datasets.Dataset, name: str) -> tuple[datasets.Dataset, int]:
-    def ok(batch):
-        return [
-            isinstance(s, str) and bool(s.strip()) and isinstance(t, str) and bool(t.strip())
-            for s, t in zip(batch["smiles"], batch["text"])
-        ]
-
-    kept = ds.filter(ok, batched=True, desc=f"Dropping empty {name} rows")
-    if len(kept) < len(ds):
-        logger.warning("%s: dropped %d of %d rows with an empty SMILES or text.", name, len(ds) - len(kept), len(ds))
-    return kept, len(ds) - len(kept)
-
-
 def load_splits(data_args: DataArguments) -> tuple[datasets.Dataset, datasets.Dataset | None, dict]:
-    """-> (train, validation or None, description of where each came from)."""
-    train_path = _require_file(data_args.train_file or str(SAMPLE_FILE), "Training file")
-    train = load_pairs(train_path)
-    info = {"train_file": str(train_path)}
-    validation = None
-    if data_args.validation_file:
-        validation = load_pairs(_require_file(data_args.validation_file, "Validation file"))
-        info["validation"] = data_args.validation_file
-    if "split" in train.column_names:
-        splits = set(train.unique("split"))
-        if validation is None and "validation" in splits:
-            validation = train.filter(lambda b: [s == "validation" for s in b["split"]], batched=True)
-            info["validation"] = f"{train_path} (split == 'validation')"
-        if splits - {"train"}:
-            train = train.filter(lambda b: [s == "train" for s in b["split"]], batched=True)
-            info["train_file"] = f"{train_path} (split == 'train')"
-    if validation is None and data_args.validation_split_percentage > 0:
-        pct = float(data_args.validation_split_percentage)
-        validation = train.filter(lambda b: [held_out(i, pct) for i in b["id"]], batched=True)
-        train = train.filter(lambda b: [not held_out(i, pct) for i in b["id"]], batched=True)
-        info["validation"] = f"{pct:g}% of {train_path} by id hash"
-    for name in ("split",):
-        if name in train.column_names:
-            train = train.remove_columns(name)
-        if validation is not None and name in validation.column_names:
-            validation = validation.remove_columns(name)
-    info["empty_dropped"] = {}
-    train, info["empty_dropped"]["train"] = _drop_empty(train, "train")
-    if data_args.max_train_samples is not None:
-        train = train.select(range(min(len(train), data_args.max_train_samples)))
-    if validation is not None:
-        validation, info["empty_dropped"]["validation"] = _drop_empty(validation, "validation")
-        if data_args.max_eval_samples is not None:
-            validation = validation.select(range(min(len(validation), data_args.max_eval_samples)))
-        if len(validation) == 0:
-            validation = None
-    if len(train) == 0:
-        raise ValueError(f"No training pairs left in {train_path}.")
-    return train, validation, info
-
-
-def _file_key(path: str) -> dict:
-    st = os.stat(path)
-    return {"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-
-def text_tokenizer_fingerprint(tokenizer) -> str:
-    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
-    payload = json.dumps(
-        [type(tokenizer).__name__, vocab, getattr(tokenizer, "do_lower_case", None), tokenizer.all_special_tokens],
-        ensure_ascii=True,
+    """`pairs_finemoltex.load_splits` with this script's arguments (default: the shipped sample)."""
+    return pair_files.load_splits(
+        data_args.train_file or str(SAMPLE_FILE), data_args.validation_file, data_args.validation_split_percentage,
+        data_args.max_train_samples, data_args.max_eval_samples, hint=WHERE_TO_GET_DATA,
     )
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def _key(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 def _num_proc(data_args: DataArguments, rows: int) -> int | None:
@@ -513,10 +363,11 @@ def prepare_data(model_args, data_args, text_path, text_config, text_tokenizer, 
     cache_dir = Path(data_args.cache_dir or Path(datasets.config.HF_DATASETS_CACHE) / "finemoltex")
     cache_dir.mkdir(parents=True, exist_ok=True)
     train_raw, valid_raw, data_info = load_splits(data_args)
-    files = [_file_key(str(_require_file(data_args.train_file or str(SAMPLE_FILE), "Training file")))]
+    train_file = pair_files.require_file(data_args.train_file or str(SAMPLE_FILE), "Training file", WHERE_TO_GET_DATA)
+    files = [pair_files.file_key(str(train_file))]
     if data_args.validation_file:
-        files.append(_file_key(data_args.validation_file))
-    data_key = _key(files, data_args.validation_split_percentage, data_args.max_train_samples,
+        files.append(pair_files.file_key(data_args.validation_file))
+    data_key = pair_files.cache_key(files, data_args.validation_split_percentage, data_args.max_train_samples,
                     data_args.max_eval_samples, modeling_finemoltex.__version__)
     num_proc = _num_proc(data_args, len(train_raw))
     graph_kwargs = dict(feature_set=model_args.feature_set)
@@ -527,7 +378,7 @@ def prepare_data(model_args, data_args, text_path, text_config, text_tokenizer, 
     elif model_args.motif_vocab_file:
         vocab = MotifVocab.load(model_args.motif_vocab_file)
     else:
-        vocab_key = _key(data_key, model_args.motif_target_min_frequency, "vocab")
+        vocab_key = pair_files.cache_key(data_key, model_args.motif_target_min_frequency, "vocab")
         vocab_file = cache_dir / f"motif_vocab-{vocab_key}.json"
         if vocab_file.is_file() and not data_args.overwrite_cache:
             vocab = MotifVocab.load(vocab_file)
@@ -546,7 +397,7 @@ def prepare_data(model_args, data_args, text_path, text_config, text_tokenizer, 
         )
         processor = FineMolTexProcessor(graph_tokenizer, text_tokenizer, max_text_length=data_args.max_text_length)
     graph_tokenizer = processor.graph_tokenizer
-    token_key = _key(data_key, vocab.checksum, text_tokenizer_fingerprint(text_tokenizer),
+    token_key = pair_files.cache_key(data_key, vocab.checksum, pair_files.text_tokenizer_fingerprint(text_tokenizer),
                      data_args.max_text_length, graph_tokenizer.feature_set, graph_tokenizer.max_motifs)
     tokenised, dropped = {}, {}
     for split, raw in (("train", train_raw), ("validation", valid_raw)):
@@ -638,9 +489,9 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
 
     # ---- fail fast on bad input, before anything expensive
     overrides = parse_overrides(model_args.config_overrides)
-    _require_file(data_args.train_file or str(SAMPLE_FILE), "Training file")
+    pair_files.require_file(data_args.train_file or str(SAMPLE_FILE), "Training file", WHERE_TO_GET_DATA)
     if data_args.validation_file:
-        _require_file(data_args.validation_file, "Validation file")
+        pair_files.require_file(data_args.validation_file, "Validation file", WHERE_TO_GET_DATA)
     if model_args.motif_vocab_file and not Path(model_args.motif_vocab_file).is_file():
         raise FileNotFoundError(
             f"Motif vocabulary not found: {model_args.motif_vocab_file} (build one with "

@@ -21,6 +21,7 @@ torch.set_num_threads(1)  # shared 2-core machines: oversubscribed threads are m
 sys.path.insert(0, str(REPO / "examples"))
 import pretrain  # noqa: E402
 
+from modeling_finemoltex import pairs_finemoltex as pair_files  # noqa: E402
 from modeling_finemoltex.trainer_finemoltex import (  # noqa: E402
     EpochSeededLengthGroupedSampler,
     NonFiniteLossError,
@@ -392,7 +393,7 @@ def test_data_formats_drops_and_cache_reuse(tiny_text_encoder, sample_pairs, tmp
     from_tsv = prepare(tsv, validation_split_percentage=25)
     n_train, n_valid = len(from_tsv["datasets"]["train"]), len(from_tsv["datasets"]["validation"])
     assert n_train + n_valid == 20 - 1 and n_valid > 0  # the bad SMILES is dropped
-    held = [pretrain.held_out(c, 25) for c, _, _ in rows[:20]]
+    held = [pair_files.held_out(c, 25) for c, _, _ in rows[:20]]
     assert sum(held) == n_valid + (1 if held[3] else 0)
     tok = from_tsv["processor"].tokenizer
     assert '"' in tok.decode(from_tsv["datasets"]["train"][0]["input_ids"])
@@ -402,12 +403,12 @@ def test_pair_files_quoting_bom_and_empty_files(tmp_path):
     csv_file = tmp_path / "pairs.csv"
     csv_file.write_bytes('\ufeffid,smiles,text\n1,CCO,"An alcohol, used as a solvent."\n2,c1ccccc1O,"It is ""phenol""."\n'
                          .encode("utf-8"))
-    pairs = pretrain.load_pairs(csv_file)  # a byte-order mark is not part of the first column's name
+    pairs = pair_files.load_pairs(csv_file)  # a byte-order mark is not part of the first column's name
     assert pairs["id"] == ["1", "2"]
     assert pairs["text"] == ["An alcohol, used as a solvent.", 'It is "phenol".']  # quotes are CSV syntax
     tsv_file = tmp_path / "pairs.tsv"  # ChEBI-20 TSV: no quoting, '"' is text
     tsv_file.write_text('CID\tSMILES\tdescription\n1\tCCO\t"ethanol" is an alcohol\n')
-    assert pretrain.load_pairs(tsv_file)["text"] == ['"ethanol" is an alcohol']
+    assert pair_files.load_pairs(tsv_file)["text"] == ['"ethanol" is an alcohol']
     bad = {
         "empty.csv": (b"", "is empty"),
         "header_only.csv": (b"smiles,text\n", "no data rows"),
@@ -417,7 +418,7 @@ def test_pair_files_quoting_bom_and_empty_files(tmp_path):
     for name, (content, message) in bad.items():
         (tmp_path / name).write_bytes(content)
         with pytest.raises(ValueError, match=message) as info:
-            pretrain.load_pairs(tmp_path / name)
+            pair_files.load_pairs(tmp_path / name)
         assert name in str(info.value)
 
 
