@@ -195,6 +195,14 @@ def _kekule_of_aromatic(aromatic: str) -> str:
     return kekule
 
 
+def _remember_motif(key, smiles: str) -> None:
+    """Cache a motif key's SMILES; both caches start again when full (bounded memory over long runs)."""
+    if len(_MOTIF_CACHE) >= _MOTIF_CACHE_LIMIT:
+        _MOTIF_CACHE.clear()
+        _KEKULE_CACHE.clear()
+    _MOTIF_CACHE[key] = smiles
+
+
 def _motif_smiles(key) -> str:
     """Motif SMILES for an identity-cache key: an atom code (int) or a fragment tuple (see `_pack_keys`)."""
     smiles = _MOTIF_CACHE.get(key)
@@ -208,10 +216,7 @@ def _motif_smiles(key) -> str:
             bonds = [rest[k : k + 3] for k in range(0, len(rest), 3)]
         atoms = [(z, c - _CHARGE_OFFSET) for z, c in atoms]
         smiles = _motif_smiles_from_graph(atoms, bonds)
-        if len(_MOTIF_CACHE) >= _MOTIF_CACHE_LIMIT:
-            _MOTIF_CACHE.clear()
-            _KEKULE_CACHE.clear()
-        _MOTIF_CACHE[key] = smiles
+        _remember_motif(key, smiles)
     return smiles
 
 
@@ -682,10 +687,7 @@ def _fast_motif_smiles(key: bytes) -> str | None:
         n = values[0]
         rest = values[1 + n :]
         smiles = _fragment_smiles(values[1 : 1 + n], [rest[k : k + 3] for k in range(0, len(rest), 3)])
-        if len(_MOTIF_CACHE) >= _MOTIF_CACHE_LIMIT:
-            _MOTIF_CACHE.clear()
-            _KEKULE_CACHE.clear()
-        _MOTIF_CACHE[key] = smiles
+        _remember_motif(key, smiles)
     return smiles
 
 

@@ -378,7 +378,9 @@ def test_pipeline_misuse_raises_with_a_reason(pipe, call, error):
 
 
 # ------------------------------------------------------------------------------------------------ fresh process, no package
-REMOTE_SCRIPT = textwrap.dedent(
+# the start of every fresh-process script: argv[1] is the checkout, which leaves sys.path, and the package cannot
+# be imported at all (what a machine without it installed sees)
+BLOCK_PACKAGE = textwrap.dedent(
     """
     import importlib.abc, importlib.util, json, os, sys
     repo = os.path.realpath(sys.argv[1])
@@ -392,6 +394,10 @@ REMOTE_SCRIPT = textwrap.dedent(
                 raise ImportError("modeling_finemoltex is blocked in this test")
 
     sys.meta_path.insert(0, BlockPackage())
+    """
+)
+REMOTE_SCRIPT = BLOCK_PACKAGE + textwrap.dedent(
+    """
     # `evaluate` is not needed to serve: a stand-in that fails to import (the retrieval metrics import it lazily)
     sys.path.insert(0, sys.argv[6])
     for name in ("modeling_finemoltex", "evaluate"):
@@ -516,19 +522,8 @@ def test_exported_repo_serves_in_a_fresh_process_without_the_package(published, 
                                rtol=1e-4, atol=1e-5)
 
 
-PLAIN_FOLDER_SCRIPT = textwrap.dedent(
+PLAIN_FOLDER_SCRIPT = BLOCK_PACKAGE + textwrap.dedent(
     """
-    import importlib.abc, json, os, sys
-    repo = os.path.realpath(sys.argv[1])
-    sys.path[:] = [p for p in sys.path
-                   if p not in ("", ".") and not (os.path.realpath(p).startswith(repo) and "site-packages" not in p)]
-
-    class BlockPackage(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "modeling_finemoltex" or name.startswith("modeling_finemoltex."):
-                raise ImportError("modeling_finemoltex is blocked in this test")
-
-    sys.meta_path.insert(0, BlockPackage())
     import torch
     from transformers import AutoModel, AutoProcessor, pipeline
 
