@@ -209,7 +209,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         grad_w = None
         grad_b = torch.zeros_like(b) if b is not None else None
         total = grad_h.new_zeros(())
-        # one pass per line over each (chunk, V) buffer; the buffer is reused in place from logits to gradient
+        # the (chunk, V) buffer is reused in place from logits to gradient (no second buffer of that size)
         for start in range(0, h_mm.size(0), chunk_size):
             rows = slice(start, start + chunk_size)
             if b is not None and matmul_dtype == torch.float32:

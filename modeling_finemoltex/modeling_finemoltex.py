@@ -148,7 +148,7 @@ class FineMolTexForPreTrainingOutput(ModelOutput):
 class FineMolTexDropout(nn.Dropout):
     """`nn.Dropout` with a cheaper mask on the CPU: one 64-bit draw of the default generator gives four 16-bit
     uniforms, so the keep probability is `1 - p` rounded to 1/65536. On a 2-core CPU step `torch.bernoulli_` (what
-    `nn.Dropout` calls there) measured ~13% of the small preset's step, this mask about a third of that. Other
+    `nn.Dropout` calls there) measured ~13% of the small preset's step, this mask about half of that. Other
     devices (fused kernels) use `nn.Dropout` as is. Same semantics: train-time only, kept values scaled 1/(1-p)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
