@@ -53,6 +53,19 @@ class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
         return super().__iter__()
 
 
+class _SamplerEpochCallback(TrainerCallback):
+    """Tell the sampler its epoch at every epoch start. Trainer's own `set_epoch` does not reach it on a resumed
+    multi-process run: the skip of the batches already trained wraps accelerate's per-process shard of the batch
+    sampler once more, deeper than `set_epoch` looks, so every rank would replay epoch 0's order."""
+
+    def __init__(self, sampler: "EpochSeededLengthGroupedSampler"):
+        self.sampler = sampler
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        # state.epoch is the number of epochs done (fractional in a resumed epoch), exact at epoch boundaries
+        self.sampler.set_epoch(math.floor(state.epoch + 1e-9))
+
+
 class TimeBudgetCallback(TrainerCallback):
     """Stop training once ``max_minutes`` of wall-clock time have passed since training began (then the Trainer
     saves and evaluates as at a normal end)."""
@@ -126,9 +139,12 @@ class FineMolTexTrainer(Trainer):
             and column in dataset.column_names
         ):
             seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-            return EpochSeededLengthGroupedSampler(
+            sampler = EpochSeededLengthGroupedSampler(
                 self.args.train_batch_size * self.args.gradient_accumulation_steps, dataset[column], seed=seed
             )
+            self.pop_callback(_SamplerEpochCallback)  # (from an earlier call)
+            self.add_callback(_SamplerEpochCallback(sampler))
+            return sampler
         return super()._get_train_sampler(train_dataset)
 
     def get_eval_dataloader(self, eval_dataset=None):
