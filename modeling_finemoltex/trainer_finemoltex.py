@@ -20,7 +20,7 @@ import time
 
 import torch
 from transformers import Trainer, TrainerCallback
-from transformers.trainer_callback import ProgressCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -107,6 +107,14 @@ class LogLineProgressCallback(ProgressCallback):
             self.training_bar.write(f"step {state.global_step}: {format_log(logs)}")
 
 
+class LogLinePrinterCallback(TrainerCallback):
+    """transformers' `PrinterCallback` (logs without progress bars) writing `format_log` lines."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs:
+            print(f"step {state.global_step}: {format_log(logs)}", flush=True)
+
+
 class FineMolTexTrainer(Trainer):
     """`Trainer` for `FineMolTexForPreTraining` (see the module docstring).
 
@@ -128,6 +136,8 @@ class FineMolTexTrainer(Trainer):
         self.data_wait_seconds = 0.0  # time spent in next(dataloader) during training
         if self.pop_callback(ProgressCallback) is not None:  # (absent with --disable_tqdm)
             self.add_callback(LogLineProgressCallback)
+        if self.pop_callback(PrinterCallback) is not None:  # (present with --disable_tqdm)
+            self.add_callback(LogLinePrinterCallback)
 
     # ------------------------------------------------------------------ data
     def _get_train_sampler(self, train_dataset=None):
