@@ -322,11 +322,33 @@ def contrastive_accuracy(logits_per_graph: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------- distributed
+class _AllGatherWithGradient(torch.autograd.Function):
+    """all_gather of equal-shaped tensors (world, *shape) whose backward hands each rank the sum, over ranks, of
+    the gradients of its slice. Written on `all_reduce` because gloo (the CPU backend) has no reduce_scatter,
+    and `torch.distributed.nn.functional.all_gather` is deprecated."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        ctx.rank = dist.get_rank()
+        parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, tensor.contiguous())
+        return torch.stack(parts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        grad = grad.contiguous()
+        dist.all_reduce(grad)  # sum over ranks: every rank computed the same loss from the gathered tensor
+        return grad[ctx.rank]
+
+
 def gather_features(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Concatenate each tensor (B_r, ...) over all processes along dim 0, keeping gradients to every rank's
-    slice (`torch.distributed.nn.functional.all_gather`), so each rank sees all negatives. Per-rank batch
-    sizes may differ (tensors are padded to the largest for the collective). Identity outside
-    `torch.distributed` or with one process.
+    slice, so each rank sees all negatives. Per-rank batch sizes may differ (tensors are padded to the largest
+    for the collective). Identity outside `torch.distributed` or with one process.
 
     Every rank then computes the same full-batch loss; the gather's backward sums the gradients of all ranks
     into each rank's slice, which DDP's averaging turns back into the gradient of that single loss."""
@@ -334,8 +356,6 @@ def gather_features(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return tensors
-    from torch.distributed.nn.functional import all_gather as all_gather_with_grad
-
     world = dist.get_world_size()
     first = tensors[0]
     size = torch.tensor([first.size(0)], device=first.device)
@@ -347,10 +367,10 @@ def gather_features(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
     for t in tensors:
         padded = F.pad(t, [0, 0] * (t.dim() - 1) + [0, longest - t.size(0)]) if t.size(0) < longest else t
         if t.requires_grad:
-            parts = all_gather_with_grad(padded)
+            parts = _AllGatherWithGradient.apply(padded)
         else:
             parts = [torch.empty_like(padded) for _ in range(world)]
-            dist.all_gather(parts, padded)
+            dist.all_gather(parts, padded.contiguous())
         out.append(torch.cat([p[:s] for p, s in zip(parts, sizes)], dim=0))
     return tuple(out)
 
