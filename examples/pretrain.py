@@ -533,6 +533,11 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
     if model_args.graph_model_name_or_path:
         logger.info("Graph tower: %s", modeling_finemoltex.load_gin_checkpoint(model, model_args.graph_model_name_or_path))
     model.config.text_model_name_or_path = None  # weights now live in the checkpoint: keep config.json portable
+    if training_args.ddp_find_unused_parameters is None:
+        # With every objective on, every trainable parameter gets a gradient: DDP can skip its per-step search for
+        # unused ones (and its warning). Without the masked objectives the fine branch's layers sit idle.
+        weights = (config.contrastive_weight, config.masked_motif_weight, config.masked_lm_weight)
+        training_args.ddp_find_unused_parameters = not all(w > 0 for w in weights)
     freeze = text_encoder_locked(model_args)
     collator = processor.data_collator()
     if freeze:
