@@ -28,8 +28,9 @@ training; masked words are masked at the text-stream input (see ``losses_finemol
 ``--freeze_text_model false`` (the ``paper`` default) the encoder trains and runs on the clean and the masked text.
 
 The output folder gets the model, the processor (text tokenizer + graph tokenizer with the motif vocabulary) and
-``motif_vocab.json``; ``AutoModel.from_pretrained(out)`` / ``AutoProcessor.from_pretrained(out)`` load them
-(after ``import modeling_finemoltex``).
+``motif_vocab.json``, with the code files that make it load anywhere: ``AutoModel.from_pretrained(out,
+trust_remote_code=True)`` / ``AutoProcessor.from_pretrained(out, trust_remote_code=True)``, or without
+``trust_remote_code`` after ``import modeling_finemoltex``. Trainer checkpoints go beside it (``<out>-checkpoints``).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import datasets  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from transformers import AutoConfig, AutoTokenizer, HfArgumentParser, TrainingArguments  # noqa: E402
+from transformers import AutoConfig, AutoTokenizer, TrainingArguments  # noqa: E402
 from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
 
 import modeling_finemoltex  # noqa: E402
@@ -61,6 +62,7 @@ from modeling_finemoltex import (  # noqa: E402
     MotifVocab,
 )
 from modeling_finemoltex import pairs_finemoltex as pair_files  # noqa: E402
+from modeling_finemoltex.arguments_finemoltex import script_parser  # noqa: E402
 from modeling_finemoltex.text_states_finemoltex import attach_text_states  # noqa: E402
 from modeling_finemoltex.trainer_finemoltex import (  # noqa: E402
     FineMolTexTrainer,
@@ -89,6 +91,7 @@ WHERE_TO_GET_DATA = (
 # ====================================================================================== arguments
 @dataclass
 class ModelArguments:
+    _argument_group_name = "model"
     model_name_or_path: str | None = field(
         default=None,
         metadata={
@@ -143,6 +146,7 @@ class ModelArguments:
 
 @dataclass
 class DataArguments:
+    _argument_group_name = "data"
     train_file: str | None = field(
         default=None,
         metadata={"help": "Parquet (smiles, text[, id, split]) or ChEBI-20-style TSV. Default: the shipped sample."},
@@ -169,6 +173,8 @@ class DataArguments:
 class PretrainingArguments(TrainingArguments):
     """`TrainingArguments` with defaults for FineMolTex pre-training, plus `resume` and `max_train_minutes`."""
 
+    _argument_group_name = "training (the Trainer's options most runs set; --help-all lists every one)"
+
     output_dir: str | None = field(
         default="finemoltex",
         metadata={"help": "The model folder: model, processor and motif vocabulary (what you publish), nothing else."},
@@ -189,21 +195,54 @@ class PretrainingArguments(TrainingArguments):
         metadata={"help": "After training: zero-shot full-ranking retrieval on the validation pairs (both directions, "
                   "all validation pairs as candidates), printed and saved to <output_dir>/retrieval_validation.json."},
     )
-    per_device_train_batch_size: int = field(default=16)
-    per_device_eval_batch_size: int = field(default=32)
-    learning_rate: float = field(default=1e-4)
-    weight_decay: float = field(default=0.01)
-    warmup_steps: float = field(default=0.1, metadata={"help": "Steps, or a fraction of the run if < 1."})
-    logging_steps: float = field(default=5)
-    save_total_limit: int | None = field(default=2)
-    train_sampling_strategy: str = field(default="group_by_length")
-    remove_unused_columns: bool = field(default=False)
+    num_train_epochs: float = field(
+        default=3.0,
+        metadata={"help": "Epochs over the training split (default 3), unless --max_steps is set. A bare run (no "
+                  f"--train_file) trains {EMBEDDED_MAX_STEPS} steps on the shipped sample, or "
+                  f"{EMBEDDED_TIME_BUDGET_MINUTES:g} minutes if that comes first."},
+    )
+    max_steps: int = field(
+        default=-1,
+        metadata={"help": "Optimizer steps; overrides --num_train_epochs. Default: by epochs (-1), or "
+                  f"{EMBEDDED_MAX_STEPS} for a bare run on the shipped sample."},
+    )
+    per_device_train_batch_size: int = field(
+        default=16,
+        metadata={"help": "Pairs per process and step (default 16); negatives are gathered over processes, so the "
+                  "in-batch size is this times the number of processes."},
+    )
+    per_device_eval_batch_size: int = field(default=32, metadata={"help": "Pairs per process in evaluation."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "Peak AdamW learning rate (linear warm-up and decay)."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    warmup_steps: float = field(default=0.1, metadata={"help": "Warm-up steps, or a fraction of the run if < 1."})
+    logging_steps: float = field(default=5, metadata={"help": "Log the losses every this many steps."})
+    save_total_limit: int | None = field(
+        default=2, metadata={"help": "Keep this many Trainer checkpoints in the checkpoint folder."}
+    )
+    train_sampling_strategy: str = field(
+        default="group_by_length",
+        metadata={"help": "group_by_length: batches of similar text length (less padding), in an order fixed by "
+                  "the seed and epoch, so a resumed run sees the same batches."},
+    )
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Keep every tokenised column (needed)."})
     dataloader_drop_last: bool = field(default=True, metadata={"help": "A last batch of 1 pair has no negatives."})
 
 
+#: The Trainer options `--help` shows (the rest: --help-all).
+BRIEF_TRAINING_HELP = (
+    "output_dir", "checkpoint_dir", "resume", "max_train_minutes", "retrieval_eval", "num_train_epochs", "max_steps",
+    "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps", "learning_rate",
+    "weight_decay", "warmup_steps", "logging_steps", "eval_strategy", "eval_steps", "save_steps", "save_total_limit",
+    "seed", "bf16", "gradient_checkpointing", "use_cpu", "dataloader_num_workers", "report_to", "disable_tqdm",
+)
+
+
 def parse_arguments(args: list[str] | None = None):
-    parser = HfArgumentParser((ModelArguments, DataArguments, PretrainingArguments))
     args = sys.argv[1:] if args is None else list(args)
+    parser = script_parser(
+        (ModelArguments, DataArguments, PretrainingArguments), description="\n\n".join(__doc__.split("\n\n")[:2]),
+        brief={PretrainingArguments: BRIEF_TRAINING_HELP}, help_all="--help-all" in args,
+    )
     if len(args) == 1 and args[0].endswith(".json"):
         path = Path(args[0])
         if not path.is_file():
