@@ -28,11 +28,11 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from transformers import HfArgumentParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import modeling_finemoltex  # noqa: E402,F401  (registers the Auto classes)
+from modeling_finemoltex.arguments_finemoltex import parse_script_arguments  # noqa: E402
 from modeling_finemoltex.editing_finemoltex import (  # noqa: E402
     FineMolTexModelScorer,
     FineMolTexMoleculeEditor,
@@ -60,7 +60,7 @@ class EditArguments:
     criteria_file: str | None = field(default=None, metadata={"help": "prompts.json with success criteria (optional)."})
     motif_vocab_file: str | None = field(default=None, metadata={"help": "Motif vocabulary for the library (default: the model's)."})
     lambdas: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0], metadata={"help": "Weights of the Tanimoto similarity to the source."})
-    beam_width: int = field(default=3)
+    beam_width: int = field(default=3, metadata={"help": "Candidates kept after each edit step (beam search)."})
     num_steps: int = field(default=2, metadata={"help": "Edits in a row at most."})
     max_candidates: int = field(default=48, metadata={"help": "Candidate edits drawn per molecule and step."})
     library_size: int = field(default=48, metadata={"help": "Most frequent motifs of the vocabulary used as library."})
@@ -72,7 +72,7 @@ class EditArguments:
                   "choices": ["raw", "zscore"]},
     )
     seed: int = field(default=0)
-    batch_size: int = field(default=128)
+    batch_size: int = field(default=128, metadata={"help": "Molecules per forward pass of the scorer."})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda ... (default: cuda if available)."})
     bf16: bool = field(default=False, metadata={"help": "bfloat16 autocast on CUDA."})
 
@@ -105,8 +105,7 @@ def build_editor(args: EditArguments, smiles: list[str]) -> FineMolTexMoleculeEd
 def main(args=None) -> dict:
     """Run from the command line or with a list of arguments; returns what was written (rows and summary)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    parser = HfArgumentParser(EditArguments)
-    (edit_args,) = parser.parse_args_into_dataclasses(args=args)
+    (edit_args,) = parse_script_arguments(EditArguments, args, description=__doc__)
     instructions = list(edit_args.instructions)
     if edit_args.instructions_file:
         with open(edit_args.instructions_file, encoding="utf-8") as f:

@@ -53,12 +53,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from transformers import HfArgumentParser, Trainer, TrainerCallback, TrainingArguments, set_seed  # noqa: E402
+from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed  # noqa: E402
 from transformers.trainer_callback import PrinterCallback  # noqa: E402
 
 import modeling_finemoltex  # noqa: E402,F401  (registers the auto classes)
 from modeling_finemoltex import FineMolTexConfig, FineMolTexForMoleculePropertyPrediction  # noqa: E402
 from modeling_finemoltex.processing_finemoltex import FineMolTexDataCollator  # noqa: E402
+from modeling_finemoltex.arguments_finemoltex import script_parser  # noqa: E402
 from modeling_finemoltex.trainer_finemoltex import format_log  # noqa: E402
 from modeling_finemoltex.property_finemoltex import (  # noqa: E402
     PROBLEM_TYPES,
@@ -112,7 +113,8 @@ class PropertyArguments:
     config_overrides: Optional[str] = field(default=None, metadata={
         "help": 'JSON object of config fields for --from_scratch_preset, e.g. \'{"gnn_hidden_size": 128}\'.'})
     property_pooling: str = field(default="atom_mean", metadata={
-        "help": "atom_mean (GIN mean pool, the reference) or graph_cls (motif-stream CLS).",
+        "help": "atom_mean (mean of the GIN atom states: MoleculeSTM's MoleculeNet protocol) or graph_cls (the motif-stream "
+                "[CLS] state: what the FineMolTex authors fine-tune).",
         "choices": ["atom_mean", "graph_cls"]})
     property_dropout: float = field(default=0.0, metadata={"help": "Dropout before the head."})
     gnn_dropout: Optional[float] = field(default=None, metadata={"help": "GIN dropout (default: the checkpoint's)."})
@@ -309,7 +311,7 @@ def build_model(args: PropertyArguments, tasks: list[str], extra: dict):
 # ------------------------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    parser = HfArgumentParser(PropertyArguments)
+    parser = script_parser(PropertyArguments, description=__doc__)
     if argv is not None and len(argv) == 1 and argv[0].endswith(".json"):
         (args,) = parser.parse_json_file(argv[0])
     else:

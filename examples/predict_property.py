@@ -20,18 +20,19 @@ import sys
 from pathlib import Path
 
 import modeling_finemoltex  # noqa: F401
+from modeling_finemoltex.arguments_finemoltex import HelpFormatter
 from modeling_finemoltex.property_finemoltex import load_graph_tokenizer, load_property_model, predict, read_table
 
 
 def main(argv=None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model_dir", required=True)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("--model_dir", required=True, help="Model folder saved by finetune_property.py --save_model.")
     parser.add_argument("--base_model", default=None, help="Base checkpoint of a LoRA adapter (default: recorded).")
-    parser.add_argument("--smiles", nargs="*", default=None)
+    parser.add_argument("--smiles", nargs="*", default=None, help="SMILES to predict (or --input_file).")
     parser.add_argument("--input_file", default=None, help="CSV/TSV (optionally .gz) or Parquet.")
-    parser.add_argument("--smiles_column", default="smiles")
+    parser.add_argument("--smiles_column", default="smiles", help="SMILES column of --input_file.")
     parser.add_argument("--output_file", default=None, help="JSON lines (default: stdout).")
-    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--batch_size", type=int, default=64, help="Molecules per forward pass.")
     args = parser.parse_args(argv)
     if bool(args.smiles) == bool(args.input_file):
         parser.error("give exactly one of --smiles and --input_file")

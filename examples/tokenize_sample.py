@@ -12,9 +12,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import HfArgumentParser
 
 from modeling_finemoltex import FineMolTexGraphTokenizer, MotifVocab
+from modeling_finemoltex.arguments_finemoltex import parse_script_arguments
 
 HERE = Path(__file__).resolve().parent
 
@@ -23,11 +23,11 @@ HERE = Path(__file__).resolve().parent
 class TokenizeArguments:
     input: str = field(default=str(HERE / "data" / "chebi20_sample.tsv"), metadata={"help": "ChEBI-20-style TSV."})
     output_vocab: str | None = field(default=None, metadata={"help": "Write the motif vocabulary JSON here."})
-    target_min_frequency: int = field(default=10)
+    target_min_frequency: int = field(default=10, metadata={"help": "Motifs seen this often become prediction targets."})
 
 
 def main(args=None) -> dict:
-    (opts,) = HfArgumentParser(TokenizeArguments).parse_args_into_dataclasses(args=args)
+    (opts,) = parse_script_arguments(TokenizeArguments, args, description=__doc__)
     with open(opts.input, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
     smiles = [r["SMILES"] for r in rows]

@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import AutoModel, AutoProcessor, AutoTokenizer, HfArgumentParser
+from transformers import AutoModel, AutoProcessor, AutoTokenizer
 
 import modeling_finemoltex  # noqa: F401  (registers the Auto classes)
 from modeling_finemoltex import FineMolTexConfig, FineMolTexGraphTokenizer, FineMolTexModel, FineMolTexProcessor, MotifVocab
+from modeling_finemoltex.arguments_finemoltex import parse_script_arguments
 from modeling_finemoltex.retrieval_finemoltex import (
     DEFAULT_KS,
     DIRECTIONS,
@@ -63,7 +64,7 @@ class RetrievalArguments:
     smiles_column: str = field(default="smiles", metadata={"help": "Parquet SMILES column."})
     text_column: str = field(default="text", metadata={"help": "Parquet text column."})
     max_samples: int | None = field(default=None, metadata={"help": "Use only the first N pairs."})
-    batch_size: int = field(default=64)
+    batch_size: int = field(default=64, metadata={"help": "Molecules or texts per forward pass."})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 ... (default: cuda if available)."})
     bf16: bool = field(default=False, metadata={"help": "bfloat16 autocast on CUDA."})
     ties: str = field(
@@ -215,7 +216,7 @@ def format_table(results: dict, T=(4, 10, 20), ks=DEFAULT_KS) -> str:
 
 
 def main(args=None) -> dict:
-    (opts,) = HfArgumentParser(RetrievalArguments).parse_args_into_dataclasses(args=args)
+    (opts,) = parse_script_arguments(RetrievalArguments, args, description=__doc__)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if (opts.model_name_or_path is None) == (opts.untrained_preset is None):
         raise ValueError("Give exactly one of --model_name_or_path and --untrained_preset.")

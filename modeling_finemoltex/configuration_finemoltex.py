@@ -229,8 +229,9 @@ class FineMolTexConfig(PreTrainedConfig):
         problem_type (`"multi_label_classification" | "regression"`, None = multi-label classification): independent
             binary tasks (BCE with logits) or real-valued tasks (MSE on standardised targets).
         property_pooling (`"atom_mean" | "graph_cls"`, "atom_mean"): molecule representation fed to the head: the
-            mean of the GIN atom states (the reference's MoleculeNet protocol; no motif stream built) or the
-            motif-stream [CLS] state without co-attention (the contrastive graph tower).
+            mean of the GIN atom states (MoleculeSTM's MoleculeNet protocol; no motif stream built) or the
+            motif-stream [CLS] state without co-attention (the contrastive graph tower; what the FineMolTex authors
+            fine-tune).
         property_dropout (`float`, 0.0): dropout before the linear head.
         property_pos_weight (`list[float]`, optional): per-task positive-class weight of the BCE loss (class
             imbalance; e.g. n_negative / n_positive of the training split).
