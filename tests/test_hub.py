@@ -30,7 +30,7 @@ import push_to_hub  # noqa: E402
 import zero_shot_retrieval  # noqa: E402
 
 from modeling_finemoltex import PIPELINE_TASK, FineMolTexPipeline  # noqa: E402
-from modeling_finemoltex.retrieval_finemoltex import embed_molecules, embed_texts  # noqa: E402
+from modeling_finemoltex.retrieval_finemoltex import embed_molecules, embed_texts, read_pairs  # noqa: E402
 from modeling_finemoltex.tokenization_finemoltex import NUM_SPECIAL_TOKENS, UNK_ID  # noqa: E402
 
 SAMPLE = REPO / "examples" / "data" / "chebi20_sample.tsv"
@@ -221,7 +221,7 @@ def test_unknown_motif_rate_is_the_tokenizer_s(published, pretrained):
     from transformers import AutoProcessor
 
     processor = AutoProcessor.from_pretrained(pretrained)
-    smiles, _ = zero_shot_retrieval.read_pairs(str(SAMPLE))
+    smiles, _ = read_pairs(str(SAMPLE))
     unknown = total = 0
     for s in smiles:
         ids = processor.graph_tokenizer.convert_tokens_to_ids(processor.graph_tokenizer.tokenize(s))
