@@ -664,6 +664,7 @@ __all__ = [
     "ranking_metrics",
     "rank_retrieval",
     "ranks_from_scores",
+    "read_pairs",
     "save_negative_indices",
     "validate_negative_indices",
 ]
