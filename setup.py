@@ -16,7 +16,8 @@ setup(
     # installed package finds them offline (see retrieval_finemoltex.metric_path).
     packages=["modeling_finemoltex", "modeling_finemoltex.metrics"],
     package_dir={"modeling_finemoltex": "modeling_finemoltex", "modeling_finemoltex.metrics": "metrics"},
-    package_data={"modeling_finemoltex.metrics": ["*/*.py", "*/*.md"]},
+    # model_card.md: the template of the cards hub_finemoltex.publish writes
+    package_data={"modeling_finemoltex": ["model_card.md"], "modeling_finemoltex.metrics": ["*/*.py", "*/*.md"]},
     install_requires=[
         # torch first and pinned by the user's environment (see README): a bare "torch" resolves
         # to a multi-GB CUDA build on most indexes.

