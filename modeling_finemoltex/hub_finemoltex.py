@@ -55,6 +55,17 @@ def hub_offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE) or flag
 
 
+#: Names of the exception classes of a connection that could not be made (httpx, requests, huggingface_hub).
+_NETWORK_ERRORS = frozenset({"TransportError", "NetworkError", "ConnectError", "TimeoutException", "ConnectionError",
+                             "ConnectTimeout", "OfflineModeIsEnabled"})
+
+
+def is_network_error(err: BaseException) -> bool:
+    """True for a failure to reach a server (no route, DNS, timeout, offline mode), from whichever HTTP library
+    huggingface_hub uses; False for answers the server gave (401, 404, ...)."""
+    return any(cls.__name__ in _NETWORK_ERRORS for cls in type(err).__mro__)
+
+
 def require_online(repo_id: str | None) -> None:
     """`OSError` when an upload to `repo_id` cannot happen because the Hub is offline (`hub_offline`)."""
     if hub_offline():
@@ -178,15 +189,22 @@ def upload(api, out: Path, repo_id: str, kind: str, private: bool = False, revis
     -> {"repo_url", "commit_url", "commit_oid", "commit_message"}. An existing repo keeps its visibility."""
     from . import __version__
 
-    repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model", token=token)
-    if revision and revision != "main":
-        api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model", token=token)
     message = commit_message or (
         f"Upload FineMolTex {'LoRA adapter' if kind == 'adapter' else 'model'} with code and model card (push_to_hub.py)")
-    commit = api.upload_folder(
-        repo_id=repo_id, folder_path=str(out), repo_type="model", revision=revision, commit_message=message,
-        commit_description=f"Exported by examples/push_to_hub.py (finemoltex {__version__}).",
-        token=token)
+    try:
+        repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model", token=token)
+        if revision and revision != "main":
+            api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model", token=token)
+        commit = api.upload_folder(
+            repo_id=repo_id, folder_path=str(out), repo_type="model", revision=revision, commit_message=message,
+            commit_description=f"Exported by examples/push_to_hub.py (finemoltex {__version__}).",
+            token=token)
+    except Exception as err:
+        if not is_network_error(err):
+            raise
+        raise OSError(
+            f"Cannot reach the Hugging Face Hub to upload {repo_id!r}: no network ({type(err).__name__}: {err}). "
+            f"Connect and run again, or export with --dry_run --local_dir DIR and upload that folder later.") from None
     return {"repo_url": str(repo_url), "commit_url": getattr(commit, "commit_url", None),
             "commit_oid": getattr(commit, "oid", None), "commit_message": message}
 
@@ -261,5 +279,5 @@ def publish(
     return summary
 
 
-__all__ = ["REPO_ID", "export_adapter", "export_model", "folder_kind", "hub_offline", "publish", "require_online",
-           "upload", "write_endpoint_files"]
+__all__ = ["REPO_ID", "export_adapter", "export_model", "folder_kind", "hub_offline", "is_network_error", "publish",
+           "require_online", "upload", "write_endpoint_files"]

@@ -262,6 +262,23 @@ def test_offline_upload_fails_clearly_before_any_work(pretrained, work, monkeypa
     assert not target.exists()
 
 
+def test_upload_without_network_says_so_in_one_line(pretrained, work):
+    class ConnectError(Exception):  # what httpx raises when the name does not resolve
+        pass
+
+    class Unreachable(FakeHubApi):
+        def create_repo(self, repo_id, **kwargs):
+            raise ConnectError("[Errno -2] Name or service not known")
+
+    with pytest.raises(OSError, match=r"^Cannot reach the Hugging Face Hub to upload 'chem-lab/x': no network") as err:
+        push_to_hub.main(["--model_name_or_path", str(pretrained), "--repo_id", "chem-lab/x", "--base_model",
+                          BASE_TEXT_ENCODER, "--local_dir", str(work / "no_network")], api=Unreachable())
+    assert "\n" not in str(err.value) and err.value.__cause__ is None
+    from modeling_finemoltex.hub_finemoltex import is_network_error
+
+    assert not is_network_error(ValueError("401 Unauthorized"))  # the server's answers are not network errors
+
+
 def test_numbers_of_another_model_are_refused(pretrained, retrieval_json, lora_run, work):
     untrained = json.loads(retrieval_json.read_text())
     untrained["model"] = "untrained:tiny"
