@@ -46,8 +46,7 @@ from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from transformers import HfArgumentParser  # noqa: E402
-
+from modeling_finemoltex.arguments_finemoltex import script_parser  # noqa: E402
 from modeling_finemoltex.hub_finemoltex import REPO_ID, folder_kind, publish, require_online  # noqa: E402
 from modeling_finemoltex.model_card_finemoltex import TEMPLATE  # noqa: E402
 
@@ -85,8 +84,8 @@ class PushArguments:
 
 
 def parse_arguments(args: list[str] | None = None) -> PushArguments:
-    parser = HfArgumentParser(PushArguments)
     args = sys.argv[1:] if args is None else list(args)
+    parser = script_parser(PushArguments, description=__doc__)
     if len(args) == 1 and args[0].endswith(".json"):
         (parsed,) = parser.parse_json_file(args[0], allow_extra_keys=False)
     else:
