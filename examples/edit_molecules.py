@@ -71,7 +71,7 @@ class EditArguments:
         metadata={"help": "raw: similarity as it is; zscore: standardised per source (lambda independent of the scorer's scale).",
                   "choices": ["raw", "zscore"]},
     )
-    seed: int = field(default=0)
+    seed: int = field(default=0, metadata={"help": "Seed of the candidate draws (and of --scorer random)."})
     batch_size: int = field(default=128, metadata={"help": "Molecules per forward pass of the scorer."})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda ... (default: cuda if available)."})
     bf16: bool = field(default=False, metadata={"help": "bfloat16 autocast on CUDA."})
