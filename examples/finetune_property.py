@@ -58,8 +58,8 @@ from transformers.trainer_callback import PrinterCallback  # noqa: E402
 
 import modeling_finemoltex  # noqa: E402,F401  (registers the auto classes)
 from modeling_finemoltex import FineMolTexConfig, FineMolTexForMoleculePropertyPrediction  # noqa: E402
-from modeling_finemoltex.processing_finemoltex import FineMolTexDataCollator  # noqa: E402
 from modeling_finemoltex.arguments_finemoltex import script_parser  # noqa: E402
+from modeling_finemoltex.processing_finemoltex import FineMolTexDataCollator  # noqa: E402
 from modeling_finemoltex.trainer_finemoltex import format_log  # noqa: E402
 from modeling_finemoltex.property_finemoltex import (  # noqa: E402
     PROBLEM_TYPES,
@@ -75,6 +75,7 @@ from modeling_finemoltex.property_finemoltex import (  # noqa: E402
     positive_weights,
     predict,
     regression_metrics,
+    save_property_model,
     select_best_epoch,
     split_data,
     standardisation,
@@ -468,10 +469,7 @@ def main(argv: list[str] | None = None) -> dict:
         if best_state is not None:
             best_state.restore(trainer.model)
             if args.save_model and trainer.is_world_process_zero():
-                trainer.model.save_pretrained(run_dir / "model")
-                if args.lora:  # the adapter folder also needs the property config (tasks, problem type, pooling)
-                    trainer.model.get_base_model().config.save_pretrained(run_dir / "model")
-                graph_tokenizer.save_pretrained(str(run_dir / "model" / "graph_tokenizer"))
+                save_property_model(trainer.model, graph_tokenizer, run_dir / "model")
                 run["model_dir"] = str(run_dir / "model")
             if args.predict_smiles and not runs:
                 result = predict(trainer.model, args.predict_smiles, graph_tokenizer)

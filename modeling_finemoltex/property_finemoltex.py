@@ -462,6 +462,31 @@ def load_graph_tokenizer(folder: str | os.PathLike | None):
     return FineMolTexGraphTokenizer()
 
 
+def save_property_model(model, graph_tokenizer, folder: str | os.PathLike) -> Path:
+    """Save a fine-tuned property model as a self-contained folder: the model (with its code files and ``auto_map``,
+    or a LoRA adapter plus the property config: tasks, problem type, pooling) and ``graph_tokenizer/`` with its own
+    code and ``auto_map``. Without the package::
+
+        model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
+        tokenizer = AutoTokenizer.from_pretrained(folder, subfolder="graph_tokenizer", trust_remote_code=True)
+        predictions = model(**tokenizer(["CCO"])).predictions
+
+    (an adapter folder loads onto its recorded base with peft). -> the folder."""
+    from .processing_finemoltex import remote_code_registration
+
+    folder = Path(folder)
+    model.save_pretrained(folder)
+    base = model.get_base_model() if hasattr(model, "get_base_model") else None
+    if base is not None:  # peft: the adapter folder gets the property config too
+        base.config.save_pretrained(folder)
+    with remote_code_registration():  # the tokenizer's code and auto_map travel with it
+        graph_tokenizer.save_pretrained(str(folder / "graph_tokenizer"))
+    # transformers looks for a sub-folder's remote code at the repository root
+    for code in (folder / "graph_tokenizer").glob("*_finemoltex.py"):
+        os.replace(code, folder / code.name)
+    return folder
+
+
 @contextlib.contextmanager
 def peft_without_deprecation_noise():
     """peft (<= 0.18) reads ``model.is_gradient_checkpointing``, which transformers 5 deprecates with a FutureWarning
@@ -603,6 +628,7 @@ __all__ = [
     "rankdata_average",
     "read_table",
     "regression_metrics",
+    "save_property_model",
     "select_best_epoch",
     "split_data",
     "standardisation",

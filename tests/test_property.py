@@ -321,6 +321,49 @@ def test_example_end_to_end(bbbp_rows, tmp_path):
     assert results["summary"] == saved["summary"]
 
 
+SAVED_PROPERTY_MODEL_SCRIPT = """
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+folder, smiles = sys.argv[2], sys.argv[3:]
+model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True).eval()
+tokenizer = AutoTokenizer.from_pretrained(folder, subfolder="graph_tokenizer", trust_remote_code=True)
+with torch.no_grad():
+    out = model(**tokenizer(smiles))
+print(json.dumps({"classes": [type(model).__module__, type(tokenizer).__name__], "predictions": out.predictions.tolist()}))
+"""
+
+
+def test_saved_model_is_self_contained(bbbp_rows, tmp_path):
+    """finetune_property.py --save_model writes a folder that AutoModelForSequenceClassification and AutoTokenizer
+    load in a fresh process where the package cannot be imported, predicting what the package predicts."""
+    import os
+    import subprocess
+    import sys
+
+    from test_hub import BLOCK_PACKAGE
+
+    from conftest import REPO
+    from modeling_finemoltex.property_finemoltex import load_graph_tokenizer, load_property_model
+
+    data = _write_csv(tmp_path / "d.csv", ["smiles", TASK], bbbp_rows)
+    _load_example().main(["--data_file", str(data), "--from_scratch_preset", "tiny", "--num_train_epochs", "1",
+                          "--seeds", "0", "--output_dir", str(tmp_path / "run"), "--save_model", "--progress", "false"])
+    folder = tmp_path / "run" / "seed_0" / "model"
+    smiles = [bbbp_rows[0][0], bbbp_rows[1][0], "CCO"]
+    (tmp_path / "check.py").write_text(BLOCK_PACKAGE + SAVED_PROPERTY_MODEL_SCRIPT)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"), PYTHONPATH="",
+               TRANSFORMERS_VERBOSITY="error", OMP_NUM_THREADS="1")
+    run = subprocess.run([sys.executable, str(tmp_path / "check.py"), str(REPO), str(folder), *smiles], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-4000:]
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert report["classes"][0].startswith("transformers_modules.") and report["classes"][1] == "FineMolTexGraphTokenizer"
+    expected = predict(load_property_model(folder), smiles, load_graph_tokenizer(folder)).predictions
+    torch.testing.assert_close(torch.tensor(report["predictions"]), torch.as_tensor(expected, dtype=torch.float32),
+                               rtol=1e-4, atol=1e-5)
+
+
 def test_example_keeps_finished_seeds_and_shows_progress(bbbp_rows, tmp_path, capsys):
     data = _write_csv(tmp_path / "d.csv", ["smiles", TASK], bbbp_rows)
     common = ["--data_file", str(data), "--task_columns", TASK, "--from_scratch_preset", "tiny", "--num_train_epochs",
