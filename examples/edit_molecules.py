@@ -32,7 +32,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import modeling_finemoltex  # noqa: E402,F401  (registers the Auto classes)
-from modeling_finemoltex.arguments_finemoltex import parse_script_arguments  # noqa: E402
+from modeling_finemoltex.arguments_finemoltex import parse_script_arguments, run_script  # noqa: E402
 from modeling_finemoltex.editing_finemoltex import (  # noqa: E402
     FineMolTexModelScorer,
     FineMolTexMoleculeEditor,
@@ -133,4 +133,4 @@ def main(args=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -42,7 +42,6 @@ import logging
 import math
 import os
 import resource
-import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -58,7 +57,8 @@ from transformers.trainer_callback import PrinterCallback  # noqa: E402
 
 import modeling_finemoltex  # noqa: E402,F401  (registers the auto classes)
 from modeling_finemoltex import FineMolTexConfig, FineMolTexForMoleculePropertyPrediction  # noqa: E402
-from modeling_finemoltex.arguments_finemoltex import script_parser  # noqa: E402
+from modeling_finemoltex.arguments_finemoltex import run_script, script_parser  # noqa: E402
+from modeling_finemoltex.hub_access_finemoltex import from_pretrained_kwargs, load_error  # noqa: E402
 from modeling_finemoltex.processing_finemoltex import FineMolTexDataCollator  # noqa: E402
 from modeling_finemoltex.trainer_finemoltex import format_log  # noqa: E402
 from modeling_finemoltex.property_finemoltex import (  # noqa: E402
@@ -303,7 +303,12 @@ def build_model(args: PropertyArguments, tasks: list[str], extra: dict):
     if args.gnn_dropout is not None:
         kwargs["gnn_dropout"] = args.gnn_dropout
     if args.model_name_or_path:
-        return FineMolTexForMoleculePropertyPrediction.from_pretrained(args.model_name_or_path, **kwargs)
+        name = args.model_name_or_path
+        try:
+            return FineMolTexForMoleculePropertyPrediction.from_pretrained(name, **kwargs, **from_pretrained_kwargs(name, model=True))
+        except OSError as err:
+            raise load_error("the pre-trained checkpoint", name, err, hint=(
+                "Pass the folder examples/pretrain.py wrote, or a Hub id with network access.")) from None
     overrides = json.loads(args.config_overrides) if args.config_overrides else {}
     config = FineMolTexConfig.from_preset(args.from_scratch_preset, **{**overrides, **kwargs})
     return FineMolTexForMoleculePropertyPrediction(config)
@@ -533,4 +538,4 @@ def write_results(path: Path, results: dict) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_script(main)

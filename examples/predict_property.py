@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import modeling_finemoltex  # noqa: F401
-from modeling_finemoltex.arguments_finemoltex import HelpFormatter
+from modeling_finemoltex.arguments_finemoltex import HelpFormatter, run_script
 from modeling_finemoltex.property_finemoltex import load_graph_tokenizer, load_property_model, predict, read_table
 
 
@@ -56,4 +56,4 @@ def main(argv=None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

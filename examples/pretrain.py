@@ -61,7 +61,8 @@ from modeling_finemoltex import (  # noqa: E402
     MotifVocab,
 )
 from modeling_finemoltex import pairs_finemoltex as pair_files  # noqa: E402
-from modeling_finemoltex.arguments_finemoltex import script_parser  # noqa: E402
+from modeling_finemoltex.arguments_finemoltex import run_script, script_parser  # noqa: E402
+from modeling_finemoltex.hub_access_finemoltex import from_pretrained_kwargs, load_error  # noqa: E402
 from modeling_finemoltex.text_encoder_finemoltex import MINILM_PACKAGE, SCIBERT, resolve_text_encoder  # noqa: E402
 from modeling_finemoltex.text_states_finemoltex import attach_text_states  # noqa: E402
 from modeling_finemoltex.trainer_finemoltex import (  # noqa: E402
@@ -444,13 +445,12 @@ def load_pretrained(model_args: ModelArguments, overrides: dict) -> tuple[FineMo
             f"these may change: {sorted(CONTINUATION_OVERRIDES)}."
         )
     try:
-        config = FineMolTexConfig.from_pretrained(name)
-        processor = FineMolTexProcessor.from_pretrained(name)
+        config = FineMolTexConfig.from_pretrained(name, **from_pretrained_kwargs(name))
+        processor = FineMolTexProcessor.from_pretrained(name, **from_pretrained_kwargs(name))
     except (OSError, ValueError) as err:
-        raise OSError(
-            f"Could not load the FineMolTex checkpoint {name!r} (a folder written by examples/pretrain.py with "
-            f"config.json, model.safetensors and the processor files, or a Hub id with network access). Cause: {err}"
-        ) from None
+        raise load_error("the FineMolTex checkpoint", name, err, hint=(
+            "Pass a folder written by examples/pretrain.py (config.json, model.safetensors and the processor files), "
+            "or a Hub id with network access.")) from None
     for key, value in overrides.items():
         setattr(config, key, value)
     return config, processor
@@ -520,7 +520,8 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
     # ---- model (seeded: the same initial weights in every run and on every rank)
     transformers.set_seed(training_args.seed)
     if pretrained is not None:
-        model = FineMolTexForPreTraining.from_pretrained(model_args.model_name_or_path, config=config)
+        model = FineMolTexForPreTraining.from_pretrained(
+            model_args.model_name_or_path, config=config, **from_pretrained_kwargs(model_args.model_name_or_path, True))
     else:
         model = FineMolTexForPreTraining(config)
     if model_args.graph_model_name_or_path:
@@ -716,4 +717,4 @@ def print_summary(s: dict, eval_batch: int) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -46,7 +46,7 @@ from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from modeling_finemoltex.arguments_finemoltex import script_parser  # noqa: E402
+from modeling_finemoltex.arguments_finemoltex import run_script, script_parser  # noqa: E402
 from modeling_finemoltex.hub_finemoltex import REPO_ID, folder_kind, publish, require_online  # noqa: E402
 from modeling_finemoltex.model_card_finemoltex import TEMPLATE  # noqa: E402
 
@@ -143,7 +143,4 @@ def main(args: list[str] | None = None, api=None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except (OSError, ValueError, TypeError) as err:  # a clear one-line message, not a traceback
-        sys.exit(f"error: {err}")
+    run_script(main)

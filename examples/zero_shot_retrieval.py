@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +28,8 @@ from transformers import AutoModel, AutoProcessor, AutoTokenizer
 
 import modeling_finemoltex  # noqa: F401  (registers the Auto classes)
 from modeling_finemoltex import FineMolTexConfig, FineMolTexGraphTokenizer, FineMolTexModel, FineMolTexProcessor, MotifVocab
-from modeling_finemoltex.arguments_finemoltex import parse_script_arguments
+from modeling_finemoltex.arguments_finemoltex import parse_script_arguments, run_script
+from modeling_finemoltex.hub_access_finemoltex import from_pretrained_kwargs, load_error
 from modeling_finemoltex.retrieval_finemoltex import (
     DEFAULT_KS,
     DIRECTIONS,
@@ -82,22 +81,12 @@ class RetrievalArguments:
 def load_model_and_processor(name_or_path: str):
     """AutoModel + AutoProcessor from a folder or a Hub id, with a clear message when neither can be reached."""
     try:
-        model = AutoModel.from_pretrained(name_or_path)
-        processor = AutoProcessor.from_pretrained(name_or_path)
+        model = AutoModel.from_pretrained(name_or_path, **from_pretrained_kwargs(name_or_path, model=True))
+        processor = AutoProcessor.from_pretrained(name_or_path, **from_pretrained_kwargs(name_or_path))
     except OSError as err:
-        if Path(name_or_path).is_dir():
-            raise OSError(
-                f"Could not load a FineMolTex model and processor from the folder {name_or_path}: {err} (it needs the "
-                "files of model.save_pretrained and processor.save_pretrained)"
-            ) from err
-        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-        where = "is not a local folder" + (
-            " and the Hub is offline (HF_HUB_OFFLINE=1)" if offline else ", and it could not be fetched from the Hub"
-        )
-        raise OSError(
-            f"Could not load a FineMolTex model from {name_or_path!r}: it {where}. Pass the folder written by "
-            f"model.save_pretrained + processor.save_pretrained, or a Hub id with network access. ({err})"
-        ) from err
+        raise load_error("a FineMolTex model and processor", name_or_path, err, hint=(
+            "Pass the folder written by model.save_pretrained + processor.save_pretrained (examples/pretrain.py's "
+            "output folder), or a Hub id with network access.")) from None
     if not isinstance(processor, FineMolTexProcessor):
         raise TypeError(f"{name_or_path!r} holds a {type(processor).__name__}, not a FineMolTexProcessor")
     return model, processor
@@ -237,7 +226,4 @@ def main(args=None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except (OSError, ValueError, KeyError, TypeError) as err:  # a clear one-line message, not a traceback
-        sys.exit(f"error: {err}")
+    run_script(main)

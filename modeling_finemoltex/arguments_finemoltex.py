@@ -6,6 +6,7 @@
   accepted, not listed), and the usage line does not repeat them.
 * A default is shown once: appended as ``(default: X)`` only when the help text does not already say what the
   default is, and never for ``None`` or a false switch.
+* `run_script`: bad input, a missing file or no network end the script with one ``error:`` line, not a traceback.
 * `TrainingArguments` brings ~150 options. ``--help`` shows the ones a script names as its own (``brief``) and
   says how many more there are; ``--help-all`` lists every one.
 
@@ -16,9 +17,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from transformers import HfArgumentParser
 
@@ -110,4 +112,20 @@ def parse_script_arguments(
     return parser.parse_args_into_dataclasses(args=args)
 
 
-__all__ = ["HELP_ALL", "HelpFormatter", "parse_script_arguments", "script_parser"]
+#: What a script reports as one line: bad input, missing files, no network (their messages name the item).
+USER_ERRORS = (OSError, ValueError, TypeError, KeyError)
+
+
+def run_script(main: Callable[[list[str]], object], argv: list[str] | None = None) -> None:
+    """Run a script's ``main`` on the command line; a `USER_ERRORS` exception ends it with ``error: <message>`` (exit
+    status 1) instead of a traceback. ``FINEMOLTEX_TRACEBACK=1`` shows the traceback."""
+    try:
+        main(sys.argv[1:] if argv is None else argv)
+    except USER_ERRORS as err:
+        if os.environ.get("FINEMOLTEX_TRACEBACK", "") not in ("", "0"):
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        sys.exit(f"error: {message}")
+
+
+__all__ = ["HELP_ALL", "USER_ERRORS", "HelpFormatter", "parse_script_arguments", "run_script", "script_parser"]

@@ -416,10 +416,16 @@ class FineMolTexModelScorer(FineMolTexEditScorer):
     @classmethod
     def from_pretrained(cls, path: str, **kwargs) -> "FineMolTexModelScorer":
         """Load a saved model and processor (e.g. a pre-training checkpoint folder)."""
+        from .hub_access_finemoltex import from_pretrained_kwargs, load_error
         from .modeling_finemoltex import FineMolTexModel
         from .processing_finemoltex import FineMolTexProcessor
 
-        return cls(FineMolTexModel.from_pretrained(path).eval(), FineMolTexProcessor.from_pretrained(path), **kwargs)
+        try:
+            model = FineMolTexModel.from_pretrained(path, **from_pretrained_kwargs(path, model=True))
+            processor = FineMolTexProcessor.from_pretrained(path, **from_pretrained_kwargs(path))
+        except OSError as err:
+            raise load_error("a FineMolTex model and processor", path, err) from None
+        return cls(model.eval(), processor, **kwargs)
 
     def _text(self, instruction: str) -> torch.Tensor:
         emb = self._texts.get(instruction)

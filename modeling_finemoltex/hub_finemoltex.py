@@ -29,6 +29,7 @@ from typing import Sequence
 from transformers import AutoConfig, AutoProcessor
 
 from . import handler as handler_module
+from .hub_access_finemoltex import hub_offline, is_network_error
 from .model_card_finemoltex import (
     REPO_ID,
     TEMPLATE,
@@ -45,25 +46,6 @@ from .tokenization_finemoltex import MotifVocab
 
 #: what the remote code needs beyond torch and transformers (Inference Endpoints install requirements.txt)
 REMOTE_REQUIREMENTS = ["rdkit>=2024.3"]
-
-
-def hub_offline() -> bool:
-    """True when the Hub must not be reached: ``HF_HUB_OFFLINE`` as huggingface_hub read it at import, or as set now."""
-    from huggingface_hub import constants
-
-    flag = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-    return bool(constants.HF_HUB_OFFLINE) or flag
-
-
-#: Names of the exception classes of a connection that could not be made (httpx, requests, huggingface_hub).
-_NETWORK_ERRORS = frozenset({"TransportError", "NetworkError", "ConnectError", "TimeoutException", "ConnectionError",
-                             "ConnectTimeout", "OfflineModeIsEnabled"})
-
-
-def is_network_error(err: BaseException) -> bool:
-    """True for a failure to reach a server (no route, DNS, timeout, offline mode), from whichever HTTP library
-    huggingface_hub uses; False for answers the server gave (401, 404, ...)."""
-    return any(cls.__name__ in _NETWORK_ERRORS for cls in type(err).__mro__)
 
 
 def require_online(repo_id: str | None) -> None:

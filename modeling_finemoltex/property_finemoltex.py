@@ -21,6 +21,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .hub_access_finemoltex import from_pretrained_kwargs, hub_access
+
 PROBLEM_TYPES = ("multi_label_classification", "regression")
 MISSING_SPELLINGS = ("", "nan", "na", "n/a", "none", "null")
 SMILES_COLUMN_GUESSES = ("smiles", "mol", "canonical_smiles")
@@ -505,15 +507,15 @@ def _check_adapter_base(base: str, adapter_file: Path, given: bool) -> None:
     fix = "pass the base checkpoint's folder (base_model_name_or_path=..., or predict_property.py --base_model)"
     if os.path.isabs(base) or base.startswith(("./", "../", "~")):
         raise FileNotFoundError(f"The LoRA adapter's base model {base!r} ({source}) is not a folder here; {fix}.")
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE:
+    access = hub_access(base)
+    if access in ("offline", "no network"):
         from huggingface_hub import try_to_load_from_cache
 
-        if try_to_load_from_cache(base, "config.json") is None:
+        if not isinstance(try_to_load_from_cache(base, "config.json"), str):
+            why = "the Hub is offline (HF_HUB_OFFLINE=1)" if access == "offline" else "there is no network"
             raise FileNotFoundError(
                 f"The LoRA adapter's base model {base!r} ({source}) is neither a folder under {os.getcwd()} nor in the "
-                f"Hub cache, and the Hub is offline (HF_HUB_OFFLINE=1); {fix}."
+                f"Hub cache, and {why}; {fix}."
             )
 
 
@@ -544,7 +546,8 @@ def load_property_model(path: str | os.PathLike, base_model_name_or_path: str | 
     _check_adapter_base(base, adapter_file, given=base_model_name_or_path is not None)
     # the base has no trained head yet: the adapter brings it (modules_to_save), so its MISSING rows are expected
     with expected_load_report("classifier."):
-        model = FineMolTexForMoleculePropertyPrediction.from_pretrained(base, config=config, **kwargs)
+        model = FineMolTexForMoleculePropertyPrediction.from_pretrained(
+            base, config=config, **{**from_pretrained_kwargs(base, model=True), **kwargs})
     with peft_without_deprecation_noise():
         return PeftModel.from_pretrained(model, str(path)).eval()
 

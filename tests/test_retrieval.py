@@ -339,5 +339,5 @@ def test_example_script_clear_error_for_unreachable_model(tmp_path):
     example = _load_example()
     data = tmp_path / "pairs.tsv"
     data.write_text("CID\tSMILES\tdescription\n1\tCCO\tThe molecule is ethanol.\n")
-    with pytest.raises(OSError, match="not a local folder and the Hub is offline"):
+    with pytest.raises(OSError, match=r"not a local folder, and the Hub is offline \(HF_HUB_OFFLINE=1\) with no cached copy"):
         example.main(["--model_name_or_path", "someone/finemoltex-does-not-exist", "--data_file", str(data)])
