@@ -612,7 +612,8 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
         "log_history": history,
     }
     if trainer.is_world_process_zero():
-        print_summary(summary, eval_batch=training_args.per_device_eval_batch_size * training_args.world_size)
+        eval_batch = training_args.per_device_eval_batch_size * training_args.world_size
+        print_summary(summary, eval_batch=max(1, min(eval_batch, summary["validation_pairs"])))  # (a small set: one batch)
     return summary
 
 
