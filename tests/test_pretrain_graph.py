@@ -123,3 +123,55 @@ def test_model_learns_carbon_quickly_and_held_out_accuracy_has_a_baseline():
     assert after["majority_atom_type"] == 6 and 0 < after["majority_accuracy"] < 1
     assert after["loss"] < before["loss"] and after["accuracy"] > before["accuracy"]
     assert model.training  # restored
+
+
+# ---------------------------------------------------------------------------------------------- checkpoint
+def _tower_states(model, batch):
+    model.eval()
+    with torch.no_grad():
+        return model.finemoltex.graph_encoder(batch["graph_atom_features"], batch["graph_edge_index"], batch["graph_edge_features"])
+
+
+def test_saved_model_loads_as_a_gin_checkpoint_into_other_finemoltex_models(tmp_path):
+    from modeling_finemoltex import FineMolTexForMoleculePropertyPrediction, FineMolTexForPreTraining
+
+    torch.manual_seed(0)
+    source = FineMolTexGraphForAttributeMasking(tiny_config())
+    for module in source.modules():  # non-trivial BatchNorm statistics
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+    source.save_pretrained(tmp_path / "gin")
+    batch = graph_batch()
+    expected = _tower_states(source, batch)
+    for cls, config in ((FineMolTexForPreTraining, tiny_config()),
+                        (FineMolTexForMoleculePropertyPrediction, tiny_config(num_labels=2))):
+        torch.manual_seed(1)
+        target = cls(config)
+        for path in (tmp_path / "gin", tmp_path / "gin" / "model.safetensors"):
+            report = load_gin_checkpoint(target, path)
+            assert report.layout == "finemoltex" and report.prefix == "finemoltex.graph_encoder."
+            assert set(report.ignored_keys) == {"atom_type_head.bias", "atom_type_head.weight"}
+            assert not report.missing_keys and not report.unexpected_keys
+            encoder = target.finemoltex.graph_encoder
+            encoder.eval()
+            with torch.no_grad():
+                got = encoder(batch["graph_atom_features"], batch["graph_edge_index"], batch["graph_edge_features"])
+            torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    # the property model also starts from the folder through from_pretrained (the tower sits at the same place)
+    property_model = FineMolTexForMoleculePropertyPrediction.from_pretrained(tmp_path / "gin", num_labels=2)
+    torch.testing.assert_close(_tower_states(property_model, batch), expected, rtol=0, atol=0)
+
+
+def test_own_layout_mismatches_fail_naming_the_keys(tmp_path):
+    FineMolTexGraphForAttributeMasking(tiny_config()).save_pretrained(tmp_path / "gin")
+    wider = FineMolTexGraphForAttributeMasking(tiny_config(gnn_hidden_size=48))
+    with pytest.raises(ValueError, match=r"finemoltex\.graph_encoder\.atom_embeddings\.0\.weight has shape \(119, 32\)"):
+        load_gin_checkpoint(wider, tmp_path / "gin")
+    deeper = FineMolTexGraphForAttributeMasking(tiny_config(gnn_num_layers=3))
+    with pytest.raises(ValueError, match=r"Missing keys: \['layers\.2\."):
+        load_gin_checkpoint(deeper, tmp_path / "gin")
+    report = load_gin_checkpoint(deeper, tmp_path / "gin", strict=False)
+    assert report.missing_keys and not report.unexpected_keys
+    with pytest.raises(FileNotFoundError, match="has no model.safetensors"):
+        load_gin_checkpoint(deeper, tmp_path)
