@@ -77,8 +77,8 @@ HERE = Path(__file__).resolve().parent
 ZINC = HERE.parent.parent / "shared" / "data" / "zinc"
 ZINC_TRAIN, ZINC_VALIDATION = ZINC / "zinc250k_psvae_valid.txt", ZINC / "zinc250k_psvae_test.txt"
 # The bare run (no --train_file): the shipped ZINC subsets, a few minutes on 2 CPU cores (README).
-EMBEDDED_MAX_STEPS = 200
-EMBEDDED_TIME_BUDGET_MINUTES = 3.0
+EMBEDDED_MAX_STEPS = 100
+EMBEDDED_TIME_BUDGET_MINUTES = 4.0
 WHERE_TO_GET_DATA = (
     "Give any SMILES file (.smi/.txt one per line, .csv/.tsv[.gz] or .parquet with a SMILES column). The bare run "
     f"reads the ZINC250k subsets of the project's shared data ({ZINC}; PS-VAE's zinc250k valid/test splits, MIT)."
