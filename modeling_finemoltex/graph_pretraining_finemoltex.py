@@ -87,6 +87,18 @@ class FineMolTexGraphForAttributeMasking(FineMolTexPreTrainedModel):
         self._mask_generator: torch.Generator | None = None
         self.post_init()
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`save_pretrained`, plus the model code its ``auto_map`` names (``modeling_finemoltex.py`` and what it
+        imports), so the folder also loads as remote code (e.g. as a property model) where the package is absent."""
+        saved = super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            from transformers.dynamic_module_utils import custom_object_save
+
+            from .modeling_finemoltex import FineMolTexForMoleculePropertyPrediction
+
+            custom_object_save(FineMolTexForMoleculePropertyPrediction, save_directory)
+        return saved
+
     @property
     def graph_encoder(self):
         return self.finemoltex.graph_encoder

@@ -234,7 +234,8 @@ def test_script_trains_reports_and_writes_a_gin_checkpoint(corpus, tmp_path):
     held = summary["held_out"]
     assert held["masked_atoms"] > 0 and 0 <= held["accuracy"] <= 1 and held["majority_atom_type"] == 6
     assert summary["train_masked_atom_accuracy"] is not None
-    assert {"config.json", "model.safetensors", "graph_tokenizer", "graph_pretraining.json"} <= {p.name for p in out.iterdir()}
+    assert {"config.json", "model.safetensors", "graph_tokenizer", "graph_pretraining.json",
+            "modeling_finemoltex.py"} <= {p.name for p in out.iterdir()}  # (the code auto_map names travels along)
     assert not (out / "checkpoint-2").exists() and (tmp_path / "gin-checkpoints" / "checkpoint-2").is_dir()
     assert json.loads((out / "graph_pretraining.json").read_text())["steps"] == 3
     # the written checkpoint: same GIN outputs in another FineMolTex model
