@@ -8,8 +8,8 @@ SMILES corpus, with the Hugging Face `Trainer`.
     accelerate launch --config_file examples/accelerate_configs/single_gpu.yaml examples/pretrain_graph.py \\
         --train_file zinc2m.smi --output_dir runs/gin-zinc2m --bf16 --num_train_epochs 10 ...
 
-Data: ``.smi`` / ``.txt`` (one SMILES per line, first whitespace-separated field; a ``smiles`` header line is
-skipped), ``.csv`` / ``.tsv`` (optionally ``.gz``) or ``.parquet`` with a SMILES column (``--smiles_column``, default
+Data: ``.smi`` / ``.txt`` (one SMILES per line, the first whitespace-separated field, or the field a header line
+names ``smiles``), ``.csv`` / ``.tsv`` (optionally ``.gz``) or ``.parquet`` with a SMILES column (``--smiles_column``, default
 ``smiles`` in any case, else ``mol``). Molecules are tokenised once with the graph tokenizer (``datasets.map``) into
 an Arrow cache keyed by the file and the feature set, reused by later runs and by the other ranks; SMILES that do
 not parse are skipped, counted and reported before training. Without ``--validation_file``,
@@ -210,10 +210,14 @@ def read_smiles(path: str | os.PathLike, smiles_column: str | None = None) -> li
                 raise ValueError(f"{path} is empty.")
             index = header.index(_pick_column(header, smiles_column, path))
             return [row[index].strip() for row in reader if len(row) > index and row[index].strip()]
-        smiles = [line.split(None, 1)[0] for line in f if line.strip() and not line.lstrip().startswith("#")]
-    if smiles and smiles[0].lower() == "smiles":
-        smiles = smiles[1:]
-    return smiles
+        lines = [line for line in f if line.strip() and not line.lstrip().startswith("#")]
+    # a header line naming a smiles field (e.g. ChEBI-20's "CID SMILES description") picks that field; else the first
+    header = [field.lower() for field in lines[0].split()] if lines else []
+    wanted = (smiles_column or "smiles").lower()
+    index = header.index(wanted) if wanted in header else 0
+    if wanted in header:
+        lines = lines[1:]
+    return [parts[index] for parts in (line.split() for line in lines) if len(parts) > index]
 
 
 def load_corpus(data_args: DataArguments) -> tuple[datasets.Dataset, datasets.Dataset | None, dict]:

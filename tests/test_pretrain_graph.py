@@ -216,6 +216,8 @@ def test_reading_smiles_files(corpus, tmp_path):
     assert pretrain_graph.read_smiles(corpus["csv"]) == CORPUS  # the SMILES column found in any case
     (tmp_path / "logp.smi").write_text("CCO 1.5\nc1ccccc1 -0.2\n")
     assert pretrain_graph.read_smiles(tmp_path / "logp.smi") == ["CCO", "c1ccccc1"]
+    (tmp_path / "chebi.txt").write_text("CID\tSMILES\tdescription\n1\tCCO\tThe molecule is ethanol.\n")
+    assert pretrain_graph.read_smiles(tmp_path / "chebi.txt") == ["CCO"]  # the field the header names
     with pytest.raises(ValueError, match="no 'smiles' or 'mol' column"):
         pretrain_graph._pick_column(["id", "y"], None, "f.csv")
     with pytest.raises(FileNotFoundError, match="nowhere.smi"):
