@@ -63,7 +63,7 @@ from modeling_finemoltex import (  # noqa: E402
     FineMolTexGraphTokenizer,
 )
 from modeling_finemoltex import pairs_finemoltex as pair_files  # noqa: E402
-from modeling_finemoltex.graph_pretraining_finemoltex import masked_atom_accuracy  # noqa: E402
+from modeling_finemoltex.graph_pretraining_finemoltex import evaluate_attribute_masking  # noqa: E402
 from modeling_finemoltex.trainer_finemoltex import (  # noqa: E402
     FineMolTexTrainer,
     TimeBudgetCallback,
@@ -433,7 +433,7 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
     if eval_ds is not None and trainer.is_world_process_zero():
         loader = torch.utils.data.DataLoader(eval_ds, batch_size=training_args.per_device_eval_batch_size,
                                              collate_fn=collator)
-        held_out = masked_atom_accuracy(model, loader, mask_seed=training_args.seed, device=training_args.device)
+        held_out = evaluate_attribute_masking(model, loader, mask_seed=training_args.seed, device=training_args.device)
     history = trainer.state.log_history
     steps = trainer.state.global_step
     molecules = (steps - _steps_before(checkpoint)) * training_args.train_batch_size \

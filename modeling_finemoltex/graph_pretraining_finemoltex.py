@@ -161,7 +161,7 @@ class FineMolTexGraphForAttributeMasking(FineMolTexPreTrainedModel):
 
 
 @torch.no_grad()
-def masked_atom_accuracy(model: FineMolTexGraphForAttributeMasking, batches, mask_seed: int = 0, device=None) -> dict:
+def evaluate_attribute_masking(model: FineMolTexGraphForAttributeMasking, batches, mask_seed: int = 0, device=None) -> dict:
     """Held-out attribute-masking quality over ``batches`` (collated graph batches), with fixed masks (batch ``i`` uses
     ``mask_seed + i``): masked atoms, their mean loss and accuracy, and the majority-class baseline (always predict
     the most frequent atom type among them, carbon on drug-like sets). Counts are exact over all masked atoms."""
@@ -194,5 +194,5 @@ __all__ = [
     "FineMolTexAttributeMaskingOutput",
     "FineMolTexGraphForAttributeMasking",
     "atom_mask_values",
-    "masked_atom_accuracy",
+    "evaluate_attribute_masking",
 ]

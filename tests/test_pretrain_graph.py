@@ -20,7 +20,7 @@ from _examples import load_example
 from _model_fixtures import tiny_config
 from conftest import REPO
 from modeling_finemoltex import FineMolTexGraphForAttributeMasking, FineMolTexGraphTokenizer, load_gin_checkpoint
-from modeling_finemoltex.graph_pretraining_finemoltex import atom_mask_values, masked_atom_accuracy
+from modeling_finemoltex.graph_pretraining_finemoltex import atom_mask_values, evaluate_attribute_masking
 from modeling_finemoltex.losses_finemoltex import IGNORE_INDEX, masked_atom_loss, sample_atom_mask
 from test_pretrain import data_cache, pretrain, tiny_args, tiny_text_encoder  # noqa: F401  (fixtures)
 
@@ -113,13 +113,13 @@ def test_model_learns_carbon_quickly_and_held_out_accuracy_has_a_baseline():
     torch.manual_seed(0)
     model = FineMolTexGraphForAttributeMasking(tiny_config())
     batch = graph_batch()
-    before = masked_atom_accuracy(model, [batch], mask_seed=5)
+    before = evaluate_attribute_masking(model, [batch], mask_seed=5)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     for step in range(30):
         optimizer.zero_grad()
         model(**batch, mask_seed=100 + step).loss.backward()
         optimizer.step()
-    after = masked_atom_accuracy(model, [batch], mask_seed=5)
+    after = evaluate_attribute_masking(model, [batch], mask_seed=5)
     assert after["masked_atoms"] == before["masked_atoms"] > 0
     assert after["majority_atom_type"] == 6 and 0 < after["majority_accuracy"] < 1
     assert after["loss"] < before["loss"] and after["accuracy"] > before["accuracy"]
