@@ -106,8 +106,9 @@ class PropertyArguments:
     model_name_or_path: Optional[str] = field(default=None, metadata={
         "help": "A saved FineMolTex folder (pre-training or base model; e.g. examples/pretrain.py's output)."})
     graph_model_name_or_path: Optional[str] = field(default=None, metadata={
-        "help": "A GIN state dict in the pretrain-gnns layout (pretrain-gnns or GraphMVP checkpoints) loaded into "
-                "the graph tower before fine-tuning; needs the reference features."})
+        "help": "A GIN loaded into the graph tower before fine-tuning: a state dict in the pretrain-gnns layout "
+                "(pretrain-gnns or GraphMVP checkpoints; needs the reference features) or an output folder of "
+                "examples/pretrain_graph.py (or its model.safetensors)."})
     from_scratch_preset: Optional[str] = field(default=None, metadata={
         "help": "Train from random weights with this preset (paper, small, tiny) instead.",
         "choices": [None, "paper", "small", "tiny"]})

@@ -101,9 +101,9 @@ class ModelArguments:
     )
     graph_model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "A GIN state dict in the pretrain-gnns layout (pretrain-gnns or GraphMVP checkpoints) loaded "
-                  "into the graph tower before training; needs --feature_set reference and matching GIN width and "
-                  "depth."},
+        metadata={"help": "A GIN loaded into the graph tower before training: a state dict in the pretrain-gnns layout "
+                  "(pretrain-gnns or GraphMVP checkpoints; needs --feature_set reference) or an output folder of "
+                  "examples/pretrain_graph.py (or its model.safetensors); GIN width and depth must match."},
     )
     model_preset: str = field(
         default="small", metadata={"help": "FineMolTexConfig preset: 'paper', 'small' (CPU-friendly) or 'tiny'."}

@@ -30,6 +30,7 @@ from .editing_finemoltex import (
 )
 from .features_finemoltex import FEATURE_SETS, feature_sizes
 from .graph_checkpoints_finemoltex import GINCheckpointReport, load_gin_checkpoint
+from .graph_pretraining_finemoltex import FineMolTexAttributeMaskingOutput, FineMolTexGraphForAttributeMasking
 from .modeling_finemoltex import (
     FineMolTexForMoleculePropertyPrediction,
     FineMolTexForPreTraining,
@@ -59,6 +60,7 @@ _register()
 
 __all__ = [
     "FEATURE_SETS",
+    "FineMolTexAttributeMaskingOutput",
     "FineMolTexConfig",
     "FineMolTexDataCollator",
     "FineMolTexEditCandidate",
@@ -71,6 +73,7 @@ __all__ = [
     "FineMolTexEditScorer",
     "FineMolTexForMoleculePropertyPrediction",
     "FineMolTexForPreTraining",
+    "FineMolTexGraphForAttributeMasking",
     "FineMolTexGraphTokenizer",
     "FineMolTexModel",
     "FineMolTexModelScorer",

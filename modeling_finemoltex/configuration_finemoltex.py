@@ -223,6 +223,8 @@ class FineMolTexConfig(PreTrainedConfig):
     with probabilities softmax(importance / importance_temperature), the softmax taken once); importance_temperature
     (1.0); mask_seed (None: masks from the global RNG; an int seeds a per-model generator);
     contrastive_weight (1.0), masked_lm_weight (0.5), masked_motif_weight (1.0).
+    atom_mask_rate (0.15): graph pre-training by attribute masking only ([`FineMolTexGraphForAttributeMasking`],
+    Hu et al. 2020): a molecule of n atoms gets floor(rate * n) + 1 masked atoms.
 
     Property prediction ([`FineMolTexForMoleculePropertyPrediction`]; ignored by the other models):
         num_labels (`int`): number of tasks (one output per task; name them with `id2label`).
@@ -300,6 +302,7 @@ class FineMolTexConfig(PreTrainedConfig):
     contrastive_weight: float = 1.0
     masked_lm_weight: float = 0.5
     masked_motif_weight: float = 1.0
+    atom_mask_rate: float = 0.15
 
     property_pooling: Literal["atom_mean", "graph_cls"] = "atom_mean"
     property_dropout: float = 0.0
@@ -364,7 +367,8 @@ class FineMolTexConfig(PreTrainedConfig):
             "projection_dim",
         ):
             positive(name)
-        for name in ("gnn_dropout", "hidden_dropout_prob", "attention_dropout_prob", "word_mask_rate", "motif_mask_rate"):
+        for name in ("gnn_dropout", "hidden_dropout_prob", "attention_dropout_prob", "word_mask_rate", "motif_mask_rate",
+                     "atom_mask_rate"):
             rate(name)
         if self.gnn_jk not in ("last", "sum", "concat"):
             raise ValueError(f"`gnn_jk` must be 'last', 'sum' or 'concat', got {self.gnn_jk!r}.")

@@ -32,6 +32,13 @@ bond direction (4)   0..2 as theirs, 3 = other          0..2 -> 0..2; other -> n
 
 so for every molecule their featuriser accepts, the loaded tower gives the same atom states as their GIN. Their
 ``JK`` and ``drop_ratio`` are not in the file: our config's ``gnn_jk`` and ``gnn_dropout`` apply.
+
+Our own layout is read too: the graph tower's state dict (``atom_embeddings.*``, ``layers.{i}.bond_embeddings.*``,
+``layers.{i}.mlp.*``, ``layers.{i}.norm.*``) under any one prefix, e.g. ``finemoltex.graph_encoder.`` in the
+``model.safetensors`` that ``examples/pretrain_graph.py`` writes (`FineMolTexGraphForAttributeMasking`) or in any
+FineMolTex checkpoint; a folder stands for its ``model.safetensors``. It is copied as it is (no row maps): every
+table row survives, including the "other" rows and the masked-atom row, and any feature set, width or depth loads
+into a tower built the same way.
 """
 
 from __future__ import annotations
@@ -71,13 +78,14 @@ class GINCheckpointReport:
 
     path: str
     prefix: str = ""
+    layout: str = "pretrain-gnns"
     loaded_keys: list[str] = field(default_factory=list)
     missing_keys: list[str] = field(default_factory=list)
     unexpected_keys: list[str] = field(default_factory=list)
     ignored_keys: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        text = f"{len(self.loaded_keys)} graph-tower tensors loaded from {self.path}"
+        text = f"{len(self.loaded_keys)} graph-tower tensors loaded from {self.path} ({self.layout} layout)"
         if self.prefix:
             text += f" (keys under {self.prefix!r})"
         for name in ("missing_keys", "unexpected_keys", "ignored_keys"):
@@ -97,13 +105,31 @@ def find_graph_encoder(module: nn.Module) -> FineMolTexGraphEncoder:
     return found[0]
 
 
-def _read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+def _weights_file(path: str | os.PathLike) -> str:
+    """``path`` itself, or the ``model.safetensors`` of a model folder."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        weights = os.path.join(path, "model.safetensors")
+        if not os.path.isfile(weights):
+            raise FileNotFoundError(
+                f"GIN checkpoint folder {path!r} has no model.safetensors (give the weights file itself for other names)."
+            )
+        return weights
     if not os.path.isfile(path):
         raise FileNotFoundError(f"GIN checkpoint {path!r} does not exist (or is not a file).")
+    return path
+
+
+def _read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    path = _weights_file(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # pickle, zip and weights_only errors differ between torch versions
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            state = load_file(path, device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # pickle, zip, weights_only and safetensors errors differ between versions
         raise ValueError(f"Cannot read GIN checkpoint {path!r} as a torch state dict: {error}") from error
     if not isinstance(state, Mapping):
         raise ValueError(f"GIN checkpoint {path!r} holds a {type(state).__name__}, not a state dict (name -> tensor).")
@@ -140,6 +166,58 @@ def _their_prefix(state: Mapping[str, torch.Tensor], path: str) -> str:
     return prefixes[0]
 
 
+#: The key that marks our own layout (the graph tower's state dict), under some prefix.
+_OWN_LAYOUT_KEY = "atom_embeddings.0.weight"
+
+
+def _own_prefix(state: Mapping[str, torch.Tensor], path: str) -> str | None:
+    """The prefix of a FineMolTex graph tower's keys in ``state`` (e.g. 'finemoltex.graph_encoder.'), None when the
+    file is in another layout."""
+    prefixes = sorted(key[: -len(_OWN_LAYOUT_KEY)] for key in state if key.endswith(_OWN_LAYOUT_KEY)
+                      and (key == _OWN_LAYOUT_KEY or key[: -len(_OWN_LAYOUT_KEY)].endswith(".")))
+    if not prefixes:
+        return None
+    if len(prefixes) > 1:
+        raise ValueError(
+            f"GIN checkpoint {path!r} holds {len(prefixes)} FineMolTex graph towers ({', '.join(repr(p) for p in prefixes)})."
+        )
+    return prefixes[0]
+
+
+def _load_own_layout(encoder: FineMolTexGraphEncoder, state: dict, path: str, prefix: str, strict: bool) -> GINCheckpointReport:
+    """Copy a FineMolTex graph tower's state dict (keys under ``prefix``) into ``encoder`` as it is."""
+    report = GINCheckpointReport(path=path, prefix=prefix, layout="finemoltex")
+    report.ignored_keys = [key for key in state if not key.startswith(prefix)]
+    theirs = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+    ours = encoder.state_dict()
+    updates = {}
+    for key, target in ours.items():
+        if key not in theirs:
+            report.missing_keys.append(key)
+            continue
+        if tuple(theirs[key].shape) != tuple(target.shape):
+            raise ValueError(
+                f"GIN checkpoint {path!r}: {prefix}{key} has shape {tuple(theirs[key].shape)}, but the graph tower's "
+                f"{key} is {tuple(target.shape)} (another width, feature set or vocabulary: build the model with the "
+                "checkpoint's gnn_hidden_size, gnn_num_layers and feature set)."
+            )
+        updates[key] = theirs[key]
+    report.unexpected_keys = [prefix + key for key in theirs if key not in ours]
+    if strict and (report.missing_keys or report.unexpected_keys):
+        raise ValueError(
+            f"GIN checkpoint {path!r} does not fit the graph tower ({len(encoder.layers)} layers, "
+            f"{len(encoder.atom_embeddings)} atom-feature columns). Missing keys: {report.missing_keys or 'none'}. "
+            f"Unexpected keys: {report.unexpected_keys or 'none'}."
+        )
+    with torch.no_grad():
+        for key, value in updates.items():
+            ours[key].copy_(value.to(ours[key].dtype))
+    report.loaded_keys = list(updates)
+    if report.missing_keys or report.unexpected_keys:
+        logger.warning("GIN checkpoint loaded partially (strict=False): %s", report)
+    return report
+
+
 def _check_reference_features(encoder: FineMolTexGraphEncoder) -> None:
     atom_sizes = [emb.num_embeddings for emb in encoder.atom_embeddings]
     bond_sizes = [emb.num_embeddings for emb in encoder.layers[0].bond_embeddings] if len(encoder.layers) else []
@@ -173,15 +251,18 @@ def _key_plan(encoder: FineMolTexGraphEncoder) -> dict[str, tuple[str, str | Non
 def load_gin_checkpoint(
     graph_encoder_or_model: nn.Module, path: str | os.PathLike, strict: bool = True
 ) -> GINCheckpointReport:
-    """Copy a pretrain-gnns-layout GIN (pretrain-gnns, GraphMVP) into a FineMolTex graph tower.
+    """Copy a pretrain-gnns-layout GIN (pretrain-gnns, GraphMVP), or a FineMolTex graph tower saved in our own layout
+    (``examples/pretrain_graph.py``, any FineMolTex checkpoint), into a FineMolTex graph tower.
 
     Args:
         graph_encoder_or_model: a `FineMolTexGraphEncoder`, or a model holding exactly one (FineMolTexModel,
             FineMolTexForPreTraining, FineMolTexForMoleculePropertyPrediction). Load before adding LoRA adapters.
-            The tower must use the ``reference`` feature set; hidden size and layer count must match the file.
-        path: a ``torch.save``d state dict, read with ``weights_only=True``. Keys may carry one prefix
-            (``molecule_model.`` in a saved GraphMVP ``GNN_graphpred``, ``gnn.`` in pretrain-gnns'); keys outside
-            it (their prediction head) are ignored.
+            For the pretrain-gnns layout the tower must use the ``reference`` feature set; width and depth must match.
+        path: a ``torch.save``d state dict, read with ``weights_only=True``, a ``.safetensors`` file, or a model
+            folder (its ``model.safetensors``). Keys may carry one prefix (``molecule_model.`` in a saved GraphMVP
+            ``GNN_graphpred``, ``gnn.`` in pretrain-gnns', ``finemoltex.graph_encoder.`` in ours); keys outside it
+            (a prediction head) are ignored. Our layout (keys ``atom_embeddings.0.weight``...) is copied as it is; the
+            pretrain-gnns layout needs the ``reference`` feature set and is row-mapped (module docstring).
         strict: raise when a tower tensor is not in the file (``missing_keys``) or a GIN key of the file has no
             place in the tower (``unexpected_keys``, e.g. a sixth layer). With False they are only reported.
 
@@ -195,8 +276,11 @@ def load_gin_checkpoint(
         ValueError naming the key and both shapes on a shape mismatch, or the tables on a feature-set mismatch.
     """
     encoder = find_graph_encoder(graph_encoder_or_model)
-    path = os.fspath(path)
+    path = _weights_file(path)
     state = _read_state_dict(path)
+    own = _own_prefix(state, path)
+    if own is not None:
+        return _load_own_layout(encoder, state, path, own, strict)
     prefix = _their_prefix(state, path)
     _check_reference_features(encoder)
 

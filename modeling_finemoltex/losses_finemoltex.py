@@ -185,6 +185,54 @@ def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
     return total / (labels != IGNORE_INDEX).sum().clamp(min=1)
 
 
+
+# ---------------------------------------------------------------------------------------------- atoms (graph pre-training)
+def sample_atom_mask(
+    graph_batch: torch.Tensor, rate: float, generator: torch.Generator | None = None, num_molecules: int | None = None
+) -> torch.Tensor:
+    """Atoms to mask for attribute masking (Hu et al. 2020), molecule by molecule, without replacement.
+
+    Args:
+        graph_batch: Long (N,), the molecule of each atom (ascending, as the batch contract has it).
+        rate: a molecule of n atoms gets ``min(n, floor(rate * n) + 1)`` masked atoms (pretrain-gnns'
+            ``int(num_atoms * mask_rate + 1)``: at least one); none at all when ``rate == 0``.
+        generator: optional seeded generator (reproducible masks).
+        num_molecules: B (default ``graph_batch.max() + 1``; pass it to avoid a device sync).
+
+    Returns:
+        Bool (N,), True at masked atoms: exactly that many per molecule, uniformly drawn. One sort over the flat
+        batch (random keys, then a stable sort by molecule), no loop over molecules.
+    """
+    num_atoms = graph_batch.numel()
+    if num_atoms == 0 or rate <= 0:
+        return torch.zeros(num_atoms, dtype=torch.bool, device=graph_batch.device)
+    if num_molecules is None:
+        num_molecules = int(graph_batch.max()) + 1
+    counts = torch.bincount(graph_batch, minlength=num_molecules)
+    k = torch.minimum(torch.floor(counts.double() * rate).long() + 1, counts)
+    keys = _uniform((num_atoms,), graph_batch.device, generator)
+    by_key = keys.argsort()
+    order = by_key[torch.sort(graph_batch[by_key], stable=True).indices]  # by molecule, random within each
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(num_atoms, device=order.device) - starts[graph_batch[order]]
+    return rank < k[graph_batch]
+
+
+def masked_atom_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attribute-masking objective: (mean cross-entropy, accuracy) of the masked atoms' predicted attribute.
+
+    logits: (n, C) at the n masked atoms; labels: Long (n,) their true class (the atom type), -100 to skip a row.
+    The loss is fp32 and exactly 0 (attached to the graph) when no row is labelled (`masked_cross_entropy`); the
+    accuracy is the share of labelled rows whose arg-max is the label (0 when none), without gradient."""
+    loss = masked_cross_entropy(logits, labels)
+    with torch.no_grad():
+        labelled = labels != IGNORE_INDEX
+        correct = ((logits.argmax(dim=-1) == labels) & labelled).sum()
+        accuracy = correct.float() / labelled.sum().clamp(min=1)
+    return loss, accuracy
+
+
 class _LinearCrossEntropy(torch.autograd.Function):
     """Mean cross-entropy of ``hidden @ weight.T + bias`` over the labelled rows, computed chunk by chunk: the
     (n, V) logits never exist at once, and nothing of size V per row is kept for the backward pass (the gradients
@@ -385,8 +433,10 @@ __all__ = [
     "mask_text_states",
     "mask_words",
     "masked_cross_entropy",
+    "masked_atom_loss",
     "masked_motif_labels",
     "motif_candidates",
+    "sample_atom_mask",
     "sample_mask",
     "word_candidates",
 ]

@@ -1,5 +1,5 @@
 # Copyright 2026 The finemoltex authors. Licensed under the Apache License, Version 2.0.
-"""`Trainer` pieces for FineMolTex pre-training (used by ``examples/pretrain.py``).
+"""`Trainer` pieces for FineMolTex pre-training (used by ``examples/pretrain.py`` and ``examples/pretrain_graph.py``).
 
 * `FineMolTexTrainer`: calls the model with ``return_loss=True``, stops on a non-finite loss *before* the backward
   pass and optimizer step (the last checkpoint on disk stays the last good one), logs the contrastive, masked-motif
@@ -115,16 +115,29 @@ class LogLinePrinterCallback(TrainerCallback):
             print(f"step {state.global_step}: {format_log(logs)}", flush=True)
 
 
+def _batch_size(inputs: dict) -> int:
+    """Molecules (or pairs) in a batch: rows of the text or motif ids, else the molecules of ``graph_batch``."""
+    for key in ("input_ids", "motif_input_ids"):
+        if inputs.get(key) is not None:
+            return int(inputs[key].shape[0])
+    graph_batch = inputs["graph_batch"]
+    return int(graph_batch[-1]) + 1 if graph_batch.numel() else 0
+
+
 class FineMolTexTrainer(Trainer):
-    """`Trainer` for `FineMolTexForPreTraining` (see the module docstring).
+    """`Trainer` for `FineMolTexForPreTraining` and `FineMolTexGraphForAttributeMasking` (see the module docstring).
 
     Args (on top of `Trainer`'s):
         eval_mask_seed: seed of the masks drawn in evaluation (batch ``i`` uses ``eval_mask_seed + i``).
         check_finite_loss: raise `NonFiniteLossError` on a NaN/inf training loss (one device sync per step).
+        components: the output fields logged next to the loss (default `COMPONENTS`; graph pre-training logs
+            ``("masked_atom_accuracy",)``).
     """
 
-    def __init__(self, *args, eval_mask_seed: int = 0, check_finite_loss: bool = True, **kwargs):
+    def __init__(self, *args, eval_mask_seed: int = 0, check_finite_loss: bool = True,
+                 components: tuple[str, ...] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.components = tuple(components) if components is not None else COMPONENTS
         # The model returns a per-batch mean: Trainer must divide by the gradient-accumulation steps.
         self.loss_is_scaled_for_ga = False
         self.eval_mask_seed = int(eval_mask_seed)
@@ -176,8 +189,8 @@ class FineMolTexTrainer(Trainer):
     def _accumulate(self, split: str, outputs, batch_size: int) -> None:
         # A component the model does not compute (the masked losses of a contrastive-only run) is left out of the
         # logs; a NaN one is kept, and shows.
-        parts = [getattr(outputs, name) for name in COMPONENTS]
-        self._absent = {name for name, part in zip(COMPONENTS, parts) if part is None}
+        parts = [getattr(outputs, name) for name in self.components]
+        self._absent = {name for name, part in zip(self.components, parts) if part is None}
         values = torch.stack([
             part.detach().float() if part is not None else torch.zeros((), device=outputs.loss.device) for part in parts
         ]) * batch_size
@@ -188,7 +201,7 @@ class FineMolTexTrainer(Trainer):
         """Means of the accumulated components over all processes since the last call (then reset)."""
         sums = self._sums[split]
         if sums is None:
-            sums = torch.zeros(len(COMPONENTS), device=self.args.device)
+            sums = torch.zeros(len(self.components), device=self.args.device)
         packed = torch.cat([sums.to(self.args.device), torch.tensor([float(self._counts[split])], device=self.args.device)])
         if self.accelerator.num_processes > 1:
             packed = self.accelerator.reduce(packed, reduction="sum")
@@ -197,7 +210,7 @@ class FineMolTexTrainer(Trainer):
         if count == 0:
             return {}
         return {
-            name: round(float(v) / count, 4) for name, v in zip(COMPONENTS, packed[:-1].tolist()) if name not in self._absent
+            name: round(float(v) / count, 4) for name, v in zip(self.components, packed[:-1].tolist()) if name not in self._absent
         }
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -208,7 +221,7 @@ class FineMolTexTrainer(Trainer):
         split = "train" if model.training else "eval"
         if split == "train" and self.check_finite_loss and not bool(torch.isfinite(loss.detach()).all()):
             parts = ", ".join(
-                f"{name}={float(getattr(outputs, name).detach()):.4g}" for name in COMPONENTS if getattr(outputs, name) is not None
+                f"{name}={float(getattr(outputs, name).detach()):.4g}" for name in self.components if getattr(outputs, name) is not None
             )
             last = get_last_checkpoint(self.args.output_dir) if self.args.output_dir else None
             where = f"the last good checkpoint is {last}" if last else "no checkpoint was saved yet"
@@ -217,7 +230,7 @@ class FineMolTexTrainer(Trainer):
                 f"stopped before the optimizer step: {where}. Lower the learning rate, check the data, or resume "
                 "with --resume after changing them."
             )
-        self._accumulate(split, outputs, int(inputs["input_ids"].shape[0]))
+        self._accumulate(split, outputs, _batch_size(inputs))
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
