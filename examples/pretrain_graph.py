@@ -52,7 +52,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import datasets  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from transformers import HfArgumentParser, TrainingArguments  # noqa: E402
+from transformers import TrainingArguments  # noqa: E402
 from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
 
 import modeling_finemoltex  # noqa: E402
@@ -63,6 +63,7 @@ from modeling_finemoltex import (  # noqa: E402
     FineMolTexGraphTokenizer,
 )
 from modeling_finemoltex import pairs_finemoltex as pair_files  # noqa: E402
+from modeling_finemoltex.arguments_finemoltex import run_script, script_parser  # noqa: E402
 from modeling_finemoltex.graph_pretraining_finemoltex import evaluate_attribute_masking  # noqa: E402
 from modeling_finemoltex.trainer_finemoltex import (  # noqa: E402
     FineMolTexTrainer,
@@ -91,6 +92,7 @@ PROGRESS_COMPONENTS = ("masked_atom_accuracy",)
 # ====================================================================================== arguments
 @dataclass
 class ModelArguments:
+    _argument_group_name = "model"
     model_preset: str = field(
         default="small",
         metadata={"help": "FineMolTexConfig preset whose graph tower is trained: 'small' or 'paper' (GIN 5 x 300, the "
@@ -111,6 +113,7 @@ class ModelArguments:
 
 @dataclass
 class DataArguments:
+    _argument_group_name = "data"
     train_file: str | None = field(
         default=None, metadata={"help": "SMILES corpus (.smi/.txt, .csv/.tsv[.gz], .parquet). Default: the ZINC subset."}
     )
@@ -137,6 +140,8 @@ class DataArguments:
 class GraphPretrainingArguments(TrainingArguments):
     """`TrainingArguments` with Hu et al.'s defaults, plus `checkpoint_dir`, `resume` and `max_train_minutes`."""
 
+    _argument_group_name = "training (the Trainer's options most runs set; --help-all lists every one)"
+
     output_dir: str | None = field(
         default="finemoltex-gin",
         metadata={"help": "The model folder: config, weights (the GIN checkpoint), graph tokenizer, results."},
@@ -151,22 +156,50 @@ class GraphPretrainingArguments(TrainingArguments):
     max_train_minutes: float | None = field(
         default=None, metadata={"help": "Stop (and save) after this many minutes of training."}
     )
-    per_device_train_batch_size: int = field(default=256)
-    per_device_eval_batch_size: int = field(default=256)
-    learning_rate: float = field(default=1e-3)
-    weight_decay: float = field(default=0.0)
-    lr_scheduler_type: str = field(default="constant")
-    logging_steps: float = field(default=10)
-    save_steps: float = field(default=500)
-    save_total_limit: int | None = field(default=2)
-    train_sampling_strategy: str = field(default="group_by_length")
-    remove_unused_columns: bool = field(default=False)
+    num_train_epochs: float = field(
+        default=3.0,
+        metadata={"help": "Epochs over the corpus (default 3), unless --max_steps is set. A bare run (no --train_file) "
+                  f"trains {EMBEDDED_MAX_STEPS} steps on the ZINC subset, or {EMBEDDED_TIME_BUDGET_MINUTES:g} minutes "
+                  "if that comes first."},
+    )
+    max_steps: int = field(
+        default=-1,
+        metadata={"help": "Optimizer steps; overrides --num_train_epochs. Default: by epochs (-1), or "
+                  f"{EMBEDDED_MAX_STEPS} for a bare run."},
+    )
+    per_device_train_batch_size: int = field(default=256, metadata={"help": "Molecules per process and step (Hu et al.)."})
+    per_device_eval_batch_size: int = field(default=256, metadata={"help": "Molecules per process in evaluation."})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Adam learning rate (Hu et al.: 1e-3, constant)."})
+    weight_decay: float = field(default=0.0, metadata={"help": "Weight decay (Hu et al.: none)."})
+    lr_scheduler_type: str = field(default="constant", metadata={"help": "Learning-rate schedule (Hu et al.: constant)."})
+    logging_steps: float = field(default=10, metadata={"help": "Log the loss every this many steps."})
+    save_steps: float = field(default=500, metadata={"help": "Save a Trainer checkpoint every this many steps."})
+    save_total_limit: int | None = field(
+        default=2, metadata={"help": "Keep this many Trainer checkpoints in the checkpoint folder."}
+    )
+    train_sampling_strategy: str = field(
+        default="group_by_length",
+        metadata={"help": "group_by_length: batches of similar atom count, in an order fixed by the seed and epoch."},
+    )
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Keep every tokenised column (needed)."})
     dataloader_drop_last: bool = field(default=True, metadata={"help": "Full batches only (molecules/s is exact)."})
 
 
+#: The Trainer options `--help` shows (the rest: --help-all).
+BRIEF_TRAINING_HELP = (
+    "output_dir", "checkpoint_dir", "resume", "max_train_minutes", "num_train_epochs", "max_steps",
+    "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps", "learning_rate",
+    "weight_decay", "lr_scheduler_type", "logging_steps", "eval_strategy", "eval_steps", "save_steps",
+    "save_total_limit", "seed", "bf16", "use_cpu", "dataloader_num_workers", "report_to", "disable_tqdm",
+)
+
+
 def parse_arguments(args: list[str] | None = None):
-    parser = HfArgumentParser((ModelArguments, DataArguments, GraphPretrainingArguments))
     args = sys.argv[1:] if args is None else list(args)
+    parser = script_parser(
+        (ModelArguments, DataArguments, GraphPretrainingArguments), description="\n\n".join(__doc__.split("\n\n")[:2]),
+        brief={GraphPretrainingArguments: BRIEF_TRAINING_HELP}, help_all="--help-all" in args,
+    )
     if len(args) == 1 and args[0].endswith(".json"):
         path = Path(args[0])
         if not path.is_file():
@@ -506,4 +539,4 @@ def print_summary(s: dict) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)
