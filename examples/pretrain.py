@@ -70,6 +70,7 @@ from modeling_finemoltex.trainer_finemoltex import (  # noqa: E402
     TimeBudgetCallback,
     last_logged,
     limit_heap_growth,
+    set_cpu_threads,
 )
 
 logger = logging.getLogger("finemoltex.pretrain")
@@ -189,6 +190,11 @@ class PretrainingArguments(TrainingArguments):
     max_train_minutes: float | None = field(
         default=None, metadata={"help": "Stop (and save) after this many minutes of training."}
     )
+    cpu_threads: int | None = field(
+        default=None,
+        metadata={"help": "Torch threads per process on a CPU. Default: torch's choice, or under accelerate launch "
+                  "(which sets OMP_NUM_THREADS=1) the machine's cores shared by its processes."},
+    )
     retrieval_eval: bool = field(
         default=False,
         metadata={"help": "After training: zero-shot full-ranking retrieval on the validation pairs (both directions, "
@@ -229,7 +235,7 @@ class PretrainingArguments(TrainingArguments):
 
 #: The Trainer options `--help` shows (the rest: --help-all).
 BRIEF_TRAINING_HELP = (
-    "output_dir", "checkpoint_dir", "resume", "max_train_minutes", "retrieval_eval", "num_train_epochs", "max_steps",
+    "output_dir", "checkpoint_dir", "resume", "max_train_minutes", "cpu_threads", "retrieval_eval", "num_train_epochs", "max_steps",
     "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps", "learning_rate",
     "weight_decay", "warmup_steps", "logging_steps", "eval_strategy", "eval_steps", "save_steps", "save_total_limit",
     "seed", "bf16", "gradient_checkpointing", "use_cpu", "dataloader_num_workers", "report_to", "disable_tqdm",
@@ -465,6 +471,10 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
     model_dir = training_args.output_dir
     training_args.output_dir = training_args.checkpoint_dir or checkpoint_folder(model_dir)
     limit_heap_growth()  # CPU memory stays bounded over long runs (see its docstring)
+    if training_args.use_cpu or not torch.cuda.is_available():
+        threads = set_cpu_threads(training_args.cpu_threads)
+        if threads:
+            logger.info("CPU: %d torch threads per process", threads)
     embedded_default = data_args.train_file is None
     if not torch.cuda.is_available():
         training_args.dataloader_pin_memory = False  # nothing to pin for: avoids a warning per dataloader
@@ -710,8 +720,8 @@ def print_summary(s: dict, eval_batch: int) -> None:
             )
     lines += [
         f"  saved model, processor and motif vocabulary to {os.path.abspath(s['output_dir'])}",
-        f"  load: import modeling_finemoltex; AutoModel.from_pretrained({s['output_dir']!r}); "
-        f"AutoProcessor.from_pretrained({s['output_dir']!r})",
+        f"  load: AutoModel.from_pretrained({s['output_dir']!r}, trust_remote_code=True); "
+        f"AutoProcessor.from_pretrained({s['output_dir']!r}, trust_remote_code=True)",
         "=" * 72,
     ]
     print("\n".join(lines), flush=True)

@@ -70,6 +70,7 @@ from modeling_finemoltex.trainer_finemoltex import (  # noqa: E402
     TimeBudgetCallback,
     last_logged,
     limit_heap_growth,
+    set_cpu_threads,
 )
 
 logger = logging.getLogger("finemoltex.pretrain_graph")
@@ -156,6 +157,11 @@ class GraphPretrainingArguments(TrainingArguments):
     max_train_minutes: float | None = field(
         default=None, metadata={"help": "Stop (and save) after this many minutes of training."}
     )
+    cpu_threads: int | None = field(
+        default=None,
+        metadata={"help": "Torch threads per process on a CPU. Default: torch's choice, or under accelerate launch "
+                  "(which sets OMP_NUM_THREADS=1) the machine's cores shared by its processes."},
+    )
     num_train_epochs: float = field(
         default=3.0,
         metadata={"help": "Epochs over the corpus (default 3), unless --max_steps is set. A bare run (no --train_file) "
@@ -187,7 +193,7 @@ class GraphPretrainingArguments(TrainingArguments):
 
 #: The Trainer options `--help` shows (the rest: --help-all).
 BRIEF_TRAINING_HELP = (
-    "output_dir", "checkpoint_dir", "resume", "max_train_minutes", "num_train_epochs", "max_steps",
+    "output_dir", "checkpoint_dir", "resume", "max_train_minutes", "cpu_threads", "num_train_epochs", "max_steps",
     "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps", "learning_rate",
     "weight_decay", "lr_scheduler_type", "logging_steps", "eval_strategy", "eval_steps", "save_steps",
     "save_total_limit", "seed", "bf16", "use_cpu", "dataloader_num_workers", "report_to", "disable_tqdm",
@@ -400,6 +406,10 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
     model_dir = training_args.output_dir
     training_args.output_dir = training_args.checkpoint_dir or checkpoint_folder(model_dir)
     limit_heap_growth()
+    if training_args.use_cpu or not torch.cuda.is_available():
+        threads = set_cpu_threads(training_args.cpu_threads)
+        if threads:
+            logger.info("CPU: %d torch threads per process", threads)
     if not torch.cuda.is_available():
         training_args.dataloader_pin_memory = False
     if data_args.train_file is None and training_args.max_steps == -1:

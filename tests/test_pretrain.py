@@ -469,3 +469,27 @@ def test_logs_print_as_readable_lines_with_numbers():
 
     line = format_log({"loss": 11.93456, "contrastive_accuracy": 0.25, "epoch": 1.0, "total_flos": 3.0, "note": "x"})
     assert line == "loss 11.93 | contrastive_accuracy 0.25 | epoch 1 | note x"
+
+
+def test_cpu_threads_under_accelerate_launch(monkeypatch):
+    """accelerate launch sets OMP_NUM_THREADS=1 by default: the training scripts then use the cores this process may
+    use, shared by the machine's processes; an explicit request wins, and plain runs keep torch's choice."""
+    from modeling_finemoltex import trainer_finemoltex
+    from modeling_finemoltex.trainer_finemoltex import set_cpu_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("ACCELERATE_DYNAMO_BACKEND", raising=False)
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert set_cpu_threads() is None  # not under accelerate: the user's / torch's setting stands
+        monkeypatch.setenv("ACCELERATE_DYNAMO_BACKEND", "NO")
+        monkeypatch.setattr(trainer_finemoltex, "_usable_cores", lambda: 4)
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+        assert set_cpu_threads() == 4 and torch.get_num_threads() == 4
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+        assert set_cpu_threads() == 2
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")  # --num_cpu_threads_per_process 3: accelerate's value stands
+        assert set_cpu_threads() is None
+        assert set_cpu_threads(1) == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
