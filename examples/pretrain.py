@@ -38,7 +38,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -68,9 +67,13 @@ from modeling_finemoltex.text_states_finemoltex import attach_text_states  # noq
 from modeling_finemoltex.trainer_finemoltex import (  # noqa: E402
     FineMolTexTrainer,
     TimeBudgetCallback,
+    check_steps_left,
+    checkpoint_folder,
     last_logged,
     limit_heap_growth,
+    save_model_folder,
     set_cpu_threads,
+    tokenisation_workers,
 )
 
 logger = logging.getLogger("finemoltex.pretrain")
@@ -274,15 +277,6 @@ def load_splits(data_args: DataArguments) -> tuple[datasets.Dataset, datasets.Da
     )
 
 
-def _num_proc(data_args: DataArguments, rows: int) -> int | None:
-    n = data_args.preprocessing_num_workers
-    if n is None:
-        n = min(8, os.cpu_count() or 1)
-    # a worker pool costs ~1 s to start: not worth it for a few thousand molecules per worker
-    n = max(1, min(n, rows // 2000))
-    return n if n > 1 else None
-
-
 def count_motifs(train: datasets.Dataset, graph_tokenizer: FineMolTexGraphTokenizer, num_proc: int | None, cache_file: str | None):
     """Motif counts over the training split (multi-core through datasets.map); unparsable SMILES are skipped."""
     from collections import Counter
@@ -368,7 +362,7 @@ def prepare_data(model_args, data_args, text_path, text_config, text_tokenizer, 
         files.append(pair_files.file_key(data_args.validation_file))
     data_key = pair_files.cache_key(files, data_args.validation_split_percentage, data_args.max_train_samples,
                     data_args.max_eval_samples, modeling_finemoltex.__version__)
-    num_proc = _num_proc(data_args, len(train_raw))
+    num_proc = tokenisation_workers(data_args.preprocessing_num_workers, len(train_raw))
     graph_kwargs = dict(feature_set=model_args.feature_set)
     if pretrained is not None:
         config, processor = pretrained
@@ -403,7 +397,7 @@ def prepare_data(model_args, data_args, text_path, text_config, text_tokenizer, 
         if raw is None:
             continue
         ds, bad = processor.tokenize_dataset(
-            raw, num_proc=_num_proc(data_args, len(raw)),
+            raw, num_proc=tokenisation_workers(data_args.preprocessing_num_workers, len(raw)),
             cache_file_name=str(cache_dir / f"tokenized-{token_key}-{split}.arrow"),
             load_from_cache_file=not data_args.overwrite_cache,
             desc=f"Tokenising {split}",
@@ -584,7 +578,11 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
     train_start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=checkpoint)
     train_seconds = time.perf_counter() - train_start
-    save_final(trainer, processor, vocab, model_dir)
+    def write_processor(folder):
+        processor.save_pretrained(folder)
+        vocab.save(folder / "motif_vocab.json")
+
+    save_model_folder(trainer, model_dir, write_processor)
     trainer.save_state()
     if trainer.is_world_process_zero():  # the training record travels with the model (push_to_hub's card reads it)
         trainer.state.save_to_json(os.path.join(model_dir, "trainer_state.json"))
@@ -625,49 +623,6 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
         eval_batch = training_args.per_device_eval_batch_size * training_args.world_size
         print_summary(summary, eval_batch=max(1, min(eval_batch, summary["validation_pairs"])))  # (a small set: one batch)
     return summary
-
-
-def checkpoint_folder(model_dir: str) -> str:
-    """The default checkpoint folder of a model folder: its sibling ``<name>-checkpoints``."""
-    folder = Path(model_dir).expanduser()
-    if folder.name in ("", ".", ".."):
-        folder = folder.resolve()
-    return str(folder.with_name(folder.name + "-checkpoints"))
-
-
-def check_steps_left(checkpoint: str, max_steps: int) -> None:
-    """Refuse to resume from a checkpoint that already reached ``max_steps`` (Trainer would train on past it)."""
-    state_file = Path(checkpoint) / "trainer_state.json"
-    if max_steps <= 0 or not state_file.is_file():
-        return
-    done = int(json.loads(state_file.read_text()).get("global_step", 0))
-    if done >= max_steps:
-        raise ValueError(
-            f"{checkpoint} has already trained {done} steps and --max_steps is {max_steps}: nothing left to do. "
-            "Raise --max_steps to train on, or drop --resume to start again."
-        )
-
-
-def save_final(trainer, processor, vocab, output_dir: str) -> None:
-    """Model, processor and motif vocabulary into ``output_dir``, never half-written: everything is written to a
-    temporary folder inside it first, then each file is moved into place with an atomic rename (a run killed while
-    saving leaves the previous files whole)."""
-    out = Path(output_dir)
-    tmp = out / f".saving-{os.getpid()}"
-    trainer.save_model(str(tmp))  # every rank (sharded models gather here); the main process writes
-    if not trainer.is_world_process_zero():
-        return
-    processor.save_pretrained(tmp)
-    vocab.save(tmp / "motif_vocab.json")
-    for entry in sorted(tmp.iterdir()):
-        target = out / entry.name
-        if entry.is_dir():
-            if target.exists():
-                shutil.rmtree(target)
-        os.replace(entry, target)
-    shutil.rmtree(tmp, ignore_errors=True)
-    for stale in out.glob(".saving-*"):  # left by a run killed while saving
-        shutil.rmtree(stale, ignore_errors=True)
 
 
 def validation_retrieval(model, processor, pairs, training_args, model_dir: str) -> dict | None:

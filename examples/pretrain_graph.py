@@ -41,7 +41,6 @@ import gzip
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -68,9 +67,13 @@ from modeling_finemoltex.graph_pretraining_finemoltex import evaluate_attribute_
 from modeling_finemoltex.trainer_finemoltex import (  # noqa: E402
     FineMolTexTrainer,
     TimeBudgetCallback,
+    check_steps_left,
+    checkpoint_folder,
     last_logged,
     limit_heap_growth,
+    save_model_folder,
     set_cpu_threads,
+    tokenisation_workers,
 )
 
 logger = logging.getLogger("finemoltex.pretrain_graph")
@@ -285,12 +288,6 @@ def load_corpus(data_args: DataArguments) -> tuple[datasets.Dataset, datasets.Da
     return as_dataset(train), (as_dataset(validation) if validation else None), info
 
 
-def _num_proc(data_args: DataArguments, rows: int) -> int | None:
-    n = data_args.preprocessing_num_workers or min(8, os.cpu_count() or 1)
-    n = max(1, min(n, rows // 5000))  # a worker pool costs ~1 s: not worth it below a few thousand molecules each
-    return n if n > 1 else None
-
-
 def _encode(batch: dict, indices: list[int], graph_tokenizer: FineMolTexGraphTokenizer) -> dict:
     """`datasets.map` function: graph columns of the molecules that parse, their atom count as ``length`` (batching by
     size) and their row in the input (``row``: the others were skipped)."""
@@ -318,7 +315,7 @@ def tokenise(data_args, model_args, train_raw, valid_raw, info) -> tuple[dict, d
         if raw is None:
             continue
         ds = raw.map(
-            _encode, batched=True, batch_size=256, with_indices=True, num_proc=_num_proc(data_args, len(raw)),
+            _encode, batched=True, batch_size=256, with_indices=True, num_proc=tokenisation_workers(data_args.preprocessing_num_workers, len(raw), 5000),
             remove_columns=raw.column_names, fn_kwargs={"graph_tokenizer": graph_tokenizer},
             cache_file_name=str(cache_dir / f"graph-{key}-{split}.arrow"),
             load_from_cache_file=not data_args.overwrite_cache, desc=f"Tokenising {split} molecules",
@@ -356,46 +353,6 @@ def build_config(model_args: ModelArguments) -> FineMolTexConfig:
         atoms, bonds = modeling_finemoltex.feature_sizes(model_args.feature_set)
         overrides.update(atom_feature_sizes=atoms, bond_feature_sizes=bonds)
     return FineMolTexConfig.from_preset(model_args.model_preset, **overrides)
-
-
-def checkpoint_folder(model_dir: str) -> str:
-    """The default checkpoint folder of a model folder: its sibling ``<name>-checkpoints``."""
-    folder = Path(model_dir).expanduser()
-    if folder.name in ("", ".", ".."):
-        folder = folder.resolve()
-    return str(folder.with_name(folder.name + "-checkpoints"))
-
-
-def check_steps_left(checkpoint: str, max_steps: int) -> None:
-    """Refuse to resume from a checkpoint that already reached ``max_steps``."""
-    state_file = Path(checkpoint) / "trainer_state.json"
-    if max_steps <= 0 or not state_file.is_file():
-        return
-    done = int(json.loads(state_file.read_text()).get("global_step", 0))
-    if done >= max_steps:
-        raise ValueError(
-            f"{checkpoint} has already trained {done} steps and --max_steps is {max_steps}: nothing left to do. "
-            "Raise --max_steps to train on, or drop --resume to start again."
-        )
-
-
-def save_final(trainer, graph_tokenizer, output_dir: str) -> None:
-    """Model and graph tokenizer into ``output_dir`` through a temporary folder and atomic renames (a run killed
-    while saving leaves the previous files whole)."""
-    out = Path(output_dir)
-    tmp = out / f".saving-{os.getpid()}"
-    trainer.save_model(str(tmp))
-    if not trainer.is_world_process_zero():
-        return
-    graph_tokenizer.save_pretrained(str(tmp / "graph_tokenizer"))
-    for entry in sorted(tmp.iterdir()):
-        target = out / entry.name
-        if entry.is_dir() and target.exists():
-            shutil.rmtree(target)
-        os.replace(entry, target)
-    shutil.rmtree(tmp, ignore_errors=True)
-    for stale in out.glob(".saving-*"):
-        shutil.rmtree(stale, ignore_errors=True)
 
 
 # ====================================================================================== main
@@ -468,7 +425,7 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
     train_start = time.perf_counter()
     trainer.train(resume_from_checkpoint=checkpoint)
     train_seconds = time.perf_counter() - train_start
-    save_final(trainer, graph_tokenizer, model_dir)
+    save_model_folder(trainer, model_dir, lambda folder: graph_tokenizer.save_pretrained(str(folder / "graph_tokenizer")))
     trainer.save_state()
 
     # ---- held-out masked-atom accuracy (fixed masks) against always predicting the most frequent atom type

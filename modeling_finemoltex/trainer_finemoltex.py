@@ -15,9 +15,13 @@ No RDKit here: this module only sees tensors.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import shutil
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from transformers import Trainer, TrainerCallback
@@ -312,6 +316,57 @@ def set_cpu_threads(requested: int | None = None) -> int | None:
     return threads
 
 
+# ---------------------------------------------------------------------------------------------- run folders
+def checkpoint_folder(model_dir: str | os.PathLike) -> str:
+    """The default Trainer checkpoint folder of a model folder: its sibling ``<name>-checkpoints`` (checkpoints never
+    sit inside what gets published)."""
+    folder = Path(model_dir).expanduser()
+    if folder.name in ("", ".", ".."):
+        folder = folder.resolve()
+    return str(folder.with_name(folder.name + "-checkpoints"))
+
+
+def check_steps_left(checkpoint: str | os.PathLike, max_steps: int) -> None:
+    """Refuse to resume from a checkpoint that already reached ``max_steps`` (Trainer would train on past it)."""
+    state_file = Path(checkpoint) / "trainer_state.json"
+    if max_steps <= 0 or not state_file.is_file():
+        return
+    done = int(json.loads(state_file.read_text()).get("global_step", 0))
+    if done >= max_steps:
+        raise ValueError(
+            f"{checkpoint} has already trained {done} steps and --max_steps is {max_steps}: nothing left to do. "
+            "Raise --max_steps to train on, or drop --resume to start again."
+        )
+
+
+def save_model_folder(trainer: Trainer, output_dir: str | os.PathLike, write_extra: Callable[[Path], None]) -> None:
+    """The trained model plus what ``write_extra(folder)`` writes (processor, vocabulary, ...) into ``output_dir``,
+    never half-written: all goes to a temporary folder inside it first, then each entry is moved into place with an
+    atomic rename (a run killed while saving leaves the previous files whole)."""
+    out = Path(output_dir)
+    tmp = out / f".saving-{os.getpid()}"
+    trainer.save_model(str(tmp))  # every rank (sharded models gather here); the main process writes
+    if not trainer.is_world_process_zero():
+        return
+    write_extra(tmp)
+    for entry in sorted(tmp.iterdir()):
+        target = out / entry.name
+        if entry.is_dir() and target.exists():
+            shutil.rmtree(target)
+        os.replace(entry, target)
+    shutil.rmtree(tmp, ignore_errors=True)
+    for stale in out.glob(".saving-*"):  # left by a run killed while saving
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def tokenisation_workers(requested: int | None, rows: int, rows_per_worker: int = 2000) -> int | None:
+    """``datasets.map`` processes for ``rows`` rows: ``requested`` (default: all cores, at most 8), fewer when each
+    would get under ``rows_per_worker`` rows (a worker pool costs ~1 s to start); None for one process."""
+    n = requested if requested is not None else min(8, os.cpu_count() or 1)
+    n = max(1, min(n, rows // rows_per_worker))
+    return n if n > 1 else None
+
+
 def last_logged(log_history: list[dict], key: str) -> float | None:
     """The last value of `key` in `trainer.state.log_history` (None if never logged)."""
     for entry in reversed(log_history):
@@ -322,6 +377,10 @@ def last_logged(log_history: list[dict], key: str) -> float | None:
 
 __all__ = [
     "COMPONENTS",
+    "check_steps_left",
+    "checkpoint_folder",
+    "save_model_folder",
+    "tokenisation_workers",
     "EpochSeededLengthGroupedSampler",
     "FineMolTexTrainer",
     "NonFiniteLossError",

@@ -150,7 +150,7 @@ def test_resume_from_a_finished_run_is_refused(tiny_text_encoder, data_cache, tm
 
 
 def test_checkpoint_folder_sits_beside_the_model_folder(tiny_text_encoder, data_cache, tmp_path):
-    assert pretrain.checkpoint_folder("finemoltex") == "finemoltex-checkpoints"
+    assert pretrain.checkpoint_folder("finemoltex") == "finemoltex-checkpoints"  # (trainer_finemoltex)
     assert pretrain.checkpoint_folder("runs/x/") == "runs/x-checkpoints"
     args = tiny_args(tiny_text_encoder, tmp_path / "m", data_cache, "--max_steps", "2", "--max_eval_samples", "0",
                      "--checkpoint_dir", str(tmp_path / "elsewhere"))
