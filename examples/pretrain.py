@@ -48,7 +48,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import datasets  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from transformers import TrainingArguments  # noqa: E402
 from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
 
 import modeling_finemoltex  # noqa: E402
@@ -66,6 +65,7 @@ from modeling_finemoltex.text_encoder_finemoltex import MINILM_PACKAGE, SCIBERT,
 from modeling_finemoltex.text_states_finemoltex import attach_text_states  # noqa: E402
 from modeling_finemoltex.trainer_finemoltex import (  # noqa: E402
     FineMolTexTrainer,
+    FineMolTexTrainingArguments,
     TimeBudgetCallback,
     check_steps_left,
     checkpoint_folder,
@@ -173,30 +173,12 @@ class DataArguments:
 
 
 @dataclass
-class PretrainingArguments(TrainingArguments):
-    """`TrainingArguments` with defaults for FineMolTex pre-training, plus `resume` and `max_train_minutes`."""
-
-    _argument_group_name = "training (the Trainer's options most runs set; --help-all lists every one)"
+class PretrainingArguments(FineMolTexTrainingArguments):
+    """`FineMolTexTrainingArguments` with defaults for FineMolTex pre-training, plus `retrieval_eval`."""
 
     output_dir: str | None = field(
         default="finemoltex",
         metadata={"help": "The model folder: model, processor and motif vocabulary (what you publish), nothing else."},
-    )
-    checkpoint_dir: str | None = field(
-        default=None,
-        metadata={"help": "Trainer checkpoints (weights, optimizer and scheduler state, for --resume). Default: "
-                  "<output_dir>-checkpoints, beside the model folder."},
-    )
-    resume: bool = field(
-        default=False, metadata={"help": "Resume from the last checkpoint in the checkpoint folder if there is one."}
-    )
-    max_train_minutes: float | None = field(
-        default=None, metadata={"help": "Stop (and save) after this many minutes of training."}
-    )
-    cpu_threads: int | None = field(
-        default=None,
-        metadata={"help": "Torch threads per process on a CPU. Default: torch's choice, or under accelerate launch "
-                  "(which sets OMP_NUM_THREADS=1) the machine's cores shared by its processes."},
     )
     retrieval_eval: bool = field(
         default=False,

@@ -21,10 +21,11 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import Trainer, TrainerCallback
+from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
@@ -316,6 +317,32 @@ def set_cpu_threads(requested: int | None = None) -> int | None:
     return threads
 
 
+# ---------------------------------------------------------------------------------------------- arguments
+@dataclass
+class FineMolTexTrainingArguments(TrainingArguments):
+    """`TrainingArguments` plus what every FineMolTex training script adds: Trainer checkpoints beside the model
+    folder (`checkpoint_dir`), `resume`, a time budget (`max_train_minutes`) and `cpu_threads` (`set_cpu_threads`)."""
+
+    _argument_group_name = "training (the Trainer's options most runs set; --help-all lists every one)"
+
+    checkpoint_dir: str | None = field(
+        default=None,
+        metadata={"help": "Trainer checkpoints (weights, optimizer and scheduler state, for --resume). Default: "
+                  "<output_dir>-checkpoints, beside the model folder."},
+    )
+    resume: bool = field(
+        default=False, metadata={"help": "Resume from the last checkpoint in the checkpoint folder if there is one."}
+    )
+    max_train_minutes: float | None = field(
+        default=None, metadata={"help": "Stop (and save) after this many minutes of training."}
+    )
+    cpu_threads: int | None = field(
+        default=None,
+        metadata={"help": "Torch threads per process on a CPU. Default: torch's choice, or under accelerate launch "
+                  "(which sets OMP_NUM_THREADS=1) the machine's cores shared by its processes."},
+    )
+
+
 # ---------------------------------------------------------------------------------------------- run folders
 def checkpoint_folder(model_dir: str | os.PathLike) -> str:
     """The default Trainer checkpoint folder of a model folder: its sibling ``<name>-checkpoints`` (checkpoints never
@@ -383,6 +410,7 @@ __all__ = [
     "tokenisation_workers",
     "EpochSeededLengthGroupedSampler",
     "FineMolTexTrainer",
+    "FineMolTexTrainingArguments",
     "NonFiniteLossError",
     "TimeBudgetCallback",
     "last_logged",
