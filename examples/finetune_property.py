@@ -21,8 +21,8 @@ run's seed) or ``predefined`` (the file's ``split`` column, e.g. our MoleculeNet
 
 Each seed trains for ``--num_train_epochs``, evaluating validation and test after every epoch; the reported test
 metric is the one at the epoch with the best validation metric (ROC-AUC mean over tasks with both classes, or
-RMSE for regression). (The authors' script never updates its best epoch, so it reports the last one.) ROC-AUC
-comes from the local evaluate module ``metrics/roc_auc_multitask``. Results (per seed, per task, mean ± std over
+RMSE for regression). (The authors' classification script never updates its best-epoch index, which stays at 0, so
+it reports the first epoch.) ROC-AUC comes from the local evaluate module ``metrics/roc_auc_multitask``. Results (per seed, per task, mean ± std over
 seeds, parameter counts, time and peak memory) go to ``<output_dir>/results.json``, rewritten after every seed;
 each seed's own result goes to ``<output_dir>/seed_<s>/result.json`` as soon as it finishes, and a later run with the
 same settings reads it back instead of training that seed again (``--rerun_finished_seeds true`` to retrain), so a

@@ -69,7 +69,9 @@ class RetrievalArguments:
     bf16: bool = field(default=False, metadata={"help": "bfloat16 autocast on CUDA."})
     ties: str = field(
         default="pessimistic",
-        metadata={"help": "How equal scores count (see retrieval_finemoltex).", "choices": ["pessimistic", "average", "optimistic"]},
+        metadata={"help": "How equal scores count: pessimistic (the true candidate last among its ties), expected (the "
+                 "expectation under random tie-breaking; 'average' is a deprecated alias) or optimistic (see "
+                 "retrieval_finemoltex).", "choices": ["pessimistic", "expected", "optimistic", "average"]},
     )
     seed: int = field(default=42, metadata={"help": "Seed of the negative indices (and of an untrained model)."})
     no_progress: bool = field(default=False, metadata={"help": "No progress bars."})

@@ -173,8 +173,8 @@ def load_roc_auc_metric(**kwargs):
 
 def select_best_epoch(history: Sequence[dict], metric: str, greater_is_better: bool = True) -> dict:
     """The record of `history` (one dict per evaluated epoch) with the best `metric`; the first one on ties.
-    NaN values never win. The reference (MoleculeSTM/FineMolTex) scripts initialise the best value and never
-    update it, so they report the *last* epoch; this function updates it."""
+    NaN values never win. The FineMolTex authors' classification script initialises the best-epoch index to 0 and
+    never updates it (the update is commented out), so it reports the *first* epoch; this function updates it."""
     best, best_value = None, None
     for record in history:
         value = record.get(metric)

@@ -14,12 +14,21 @@ Two protocols, both directions (molecule->text: a molecule queries the texts; te
 Similarity is the dot product of the L2-normalised embeddings (`FineMolTexModel.get_graph_features` /
 `get_text_features`, without co-attention), i.e. cosine similarity.
 
-**Ties** (equal scores, e.g. duplicate molecules, or a collapsed untrained model) are counted *pessimistically*
-by default: the rank of the true candidate is ``1 + #(other candidates scoring >= it)``, and a fixed-candidate
-query is correct only if the true candidate scores *strictly* highest. ``ties="average"`` gives the expectation
-under random tie-breaking (``1 + #greater + #equal / 2``; 1/m credit when m candidates share the top score), and
-``ties="optimistic"`` the most favourable outcome (MoleculeSTM's ``argmax`` with the true candidate first is
-optimistic: a model scoring every candidate the same would get 100%).
+**Ties** (equal scores, e.g. duplicate molecules, or a collapsed untrained model). Let s be the number of candidates
+scoring strictly above the true one and t the number scoring the same, the true one included (t >= 1). Three rules:
+
+* ``"pessimistic"`` (default): the true candidate comes last among its ties, rank ``s + t``; a fixed-candidate query is
+  correct only if the true candidate scores *strictly* highest. A collapsed model gets the worst score, not the best.
+* ``"expected"``: the expectation under random tie-breaking. The true rank is uniform on ``s+1 .. s+t``, so
+  ``E[1/rank] = (H(s+t) - H(s)) / t`` (H the harmonic numbers) and ``P(rank <= k) = clamp(k - s, 0, t) / t``;
+  a fixed-candidate query gets 1/t credit when it shares the top score with t-1 negatives. The returned rank is
+  the expected rank ``s + (t+1)/2``; MRR and Recall@k are *not* taken from it (1/E[rank] is not E[1/rank]) but from
+  the tie counts, which `rank_retrieval` / `ranks_from_scores` return with ``return_tied=True`` and
+  `ranking_metrics` takes as ``tied`` (`evaluate_retrieval` does this). Example: the true candidate tied with 3
+  others at the top gives MRR 0.521 and Recall@1 0.25 (averaging the rank first would give 0.400 and 0.0).
+  ``"average"`` is a deprecated alias (it is scipy's name for the mid-rank, which is what used to be reported).
+* ``"optimistic"``: the true candidate comes first among its ties, rank ``s + 1`` (MoleculeSTM's ``argmax`` with the
+  true candidate first is optimistic: a model scoring every candidate the same would get 100%).
 
 `read_pairs` reads evaluation pairs (ChEBI-20-style TSV or Parquet); `evaluate_retrieval` runs everything from
 SMILES and texts; the metric arithmetic goes through the local `evaluate` modules ``metrics/retrieval_ranking`` and
@@ -32,6 +41,7 @@ import contextlib
 import csv
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -40,7 +50,8 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-TIES = ("pessimistic", "average", "optimistic")
+TIES = ("pessimistic", "expected", "optimistic")
+DEPRECATED_TIES = {"average": "expected"}
 DIRECTIONS = ("molecule_to_text", "text_to_molecule")
 DEFAULT_T = (4, 10, 20)
 DEFAULT_KS = (1, 5, 10)
@@ -250,30 +261,50 @@ def _as_tensor(x, name: str) -> torch.Tensor:
     return t
 
 
-def _check_ties(ties: str) -> None:
+def _check_ties(ties: str) -> str:
+    """The tie rule's canonical name (a deprecated alias warns and maps to its new name); unknown rules raise."""
+    if ties in DEPRECATED_TIES:
+        warnings.warn(
+            f'ties="{ties}" is deprecated; use ties="{DEPRECATED_TIES[ties]}" (the expectation under random '
+            "tie-breaking; MRR and Recall@k are now the exact expectations).",
+            FutureWarning,
+            stacklevel=3,
+        )
+        return DEPRECATED_TIES[ties]
     if ties not in TIES:
         raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
+    return ties
 
 
-def _ranks_from_counts(greater: torch.Tensor, equal: torch.Tensor, ties: str) -> torch.Tensor:
-    greater, equal = greater.double(), equal.double()
+def _tie_counts(scores: torch.Tensor, positives: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(better, tied) of each query from (Q, C) scores and (Q,) true columns: candidates scoring strictly higher
+    than the true one, and scoring the same, the true one included (>= 1). -> two int64 (Q,)."""
+    true = scores.gather(1, positives.view(-1, 1))  # from the same matrix: exact ties stay exact
+    better = (scores > true).sum(1)
+    tied = (scores == true).sum(1)
+    return better, tied
+
+
+def _ranks_from_counts(better: torch.Tensor, tied: torch.Tensor, ties: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rank, spread) from the (Q,) tie counts: float64 rank (pessimistic s+t, optimistic s+1, expected the mean
+    s+(t+1)/2) and the int64 number of equally likely ranks centred on it (t for "expected", else 1)."""
+    better, tied = better.to(torch.float64), tied.to(torch.int64)
     if ties == "pessimistic":
-        return 1.0 + greater + equal
+        return better + tied, torch.ones_like(tied)
     if ties == "optimistic":
-        return 1.0 + greater
-    return 1.0 + greater + equal / 2.0
+        return better + 1.0, torch.ones_like(tied)
+    return better + (tied + 1) / 2.0, tied
 
 
-def ranks_from_scores(scores, positives=None, ties: str = "pessimistic") -> np.ndarray:
+def ranks_from_scores(scores, positives=None, ties: str = "pessimistic", return_tied: bool = False):
     """1-based rank of each query's true candidate from a (Q, C) score matrix; ``positives[q]`` (default ``q``) is
-    the true candidate's column. Ties: see the module docstring. -> float64 (Q,)."""
-    _check_ties(ties)
+    the true candidate's column. Ties: see the module docstring. -> float64 (Q,); with ``return_tied`` also the
+    int64 (Q,) ``tied`` that `ranking_metrics` needs for exact "expected" MRR / Recall@k."""
+    ties = _check_ties(ties)
     scores = _as_tensor(scores, "scores")
     positives = _positives(positives, scores.size(0), scores.size(1))
-    true = scores.gather(1, positives.view(-1, 1))
-    greater = (scores > true).sum(1)
-    equal = (scores == true).sum(1) - 1  # the true candidate itself
-    return _ranks_from_counts(greater, equal, ties).numpy()
+    ranks, tied = _ranks_from_counts(*_tie_counts(scores, positives), ties)
+    return (ranks.numpy(), tied.numpy()) if return_tied else ranks.numpy()
 
 
 def _positives(positives, num_queries: int, num_candidates: int) -> torch.Tensor:
@@ -298,13 +329,17 @@ def rank_retrieval(
     ties: str = "pessimistic",
     chunk_size: int = 1024,
     device: str | torch.device | None = None,
-) -> np.ndarray:
-    """Rank of each query's true candidate among all candidates by dot product: -> float64 (Q,), 1-based.
+    return_tied: bool = False,
+):
+    """Rank of each query's true candidate among all candidates by dot product: -> float64 (Q,), 1-based; with
+    ``return_tied``, ``(ranks, tied)`` where ``tied`` (int64 (Q,)) is the number of equally likely ranks centred on
+    each rank (for ties="expected" the candidates tied with the true one, itself included; otherwise 1): pass it to
+    `ranking_metrics` as ``tied`` so MRR and Recall@k are exact expectations.
 
     Args:
         query_embeds: (Q, P); candidate_embeds: (C, P) (L2-normalised: the dot product is the cosine).
         positives: (Q,) column of each query's true candidate; default ``arange(Q)`` (aligned pairs, Q == C).
-        ties: "pessimistic" (default), "average" or "optimistic" (module docstring).
+        ties: "pessimistic" (default), "expected" or "optimistic" (module docstring).
         chunk_size: queries scored at a time, so memory stays at chunk_size x C (a 30k x 30k pool never
             materialises).
         device: where to multiply (default: the embeddings' device); results come back to the CPU.
@@ -312,7 +347,7 @@ def rank_retrieval(
     Both directions of paired embeddings: ``rank_retrieval(mol, text)`` (molecule->text) and
     ``rank_retrieval(text, mol)`` (text->molecule), see `bidirectional_ranks`.
     """
-    _check_ties(ties)
+    ties = _check_ties(ties)
     queries = _as_tensor(query_embeds, "query_embeds")
     candidates = _as_tensor(candidate_embeds, "candidate_embeds")
     if queries.size(1) != candidates.size(1):
@@ -321,16 +356,15 @@ def rank_retrieval(
     device = torch.device(device) if device is not None else queries.device
     dtype = torch.promote_types(queries.dtype, candidates.dtype)
     candidates = candidates.to(device, dtype)
-    ranks = []
+    ranks, tied = [torch.zeros(0, dtype=torch.float64)], [torch.zeros(0, dtype=torch.int64)]
     for start in range(0, queries.size(0), max(1, int(chunk_size))):
         q = queries[start : start + chunk_size].to(device, dtype)
         pos = positives[start : start + chunk_size].to(device)
-        scores = q @ candidates.T
-        true = scores.gather(1, pos.view(-1, 1))  # from the same product: exact ties stay exact
-        greater = (scores > true).sum(1)
-        equal = (scores == true).sum(1) - 1
-        ranks.append(_ranks_from_counts(greater, equal, ties).cpu())
-    return torch.cat(ranks).numpy() if ranks else np.zeros(0, dtype=np.float64)
+        rank, spread = _ranks_from_counts(*_tie_counts(q @ candidates.T, pos), ties)
+        ranks.append(rank.cpu())
+        tied.append(spread.cpu())
+    ranks, tied = torch.cat(ranks).numpy(), torch.cat(tied).numpy()
+    return (ranks, tied) if return_tied else ranks
 
 
 def bidirectional_ranks(graph_embeds, text_embeds, ties: str = "pessimistic", chunk_size: int = 1024, device=None) -> dict:
@@ -342,17 +376,46 @@ def bidirectional_ranks(graph_embeds, text_embeds, ties: str = "pessimistic", ch
     }
 
 
-def ranking_metrics(ranks, ks: Sequence[int] = DEFAULT_KS) -> dict:
-    """MRR (mean of 1/rank), recall@k (share of ranks <= k), mean_rank, median_rank, num_queries. The same maths
-    as the ``metrics/retrieval_ranking`` evaluate module."""
+def ranking_metrics(ranks, ks: Sequence[int] = DEFAULT_KS, tied=None) -> dict:
+    """MRR, recall@k, mean_rank, median_rank, num_queries from one rank per query. The same maths as the
+    ``metrics/retrieval_ranking`` evaluate module (a test checks).
+
+    Args:
+        ranks: (Q,) 1-based ranks.
+        ks: the Recall@k cut-offs.
+        tied: optional (Q,) integers >= 1: query q's rank is uniform on the ``tied[q]`` consecutive ranks centred
+            on ``ranks[q]``, i.e. on ``s+1 .. s+t`` with ``s = ranks[q] - (t+1)/2`` (what ``rank_retrieval(...,
+            ties="expected", return_tied=True)`` returns). MRR and Recall@k are then expectations:
+            ``E[1/rank] = (H(s+t) - H(s)) / t``, ``P(rank <= k) = clamp(k - s, 0, t) / t``; mean_rank is the mean
+            of the expected ranks (exact, by linearity) and median_rank their median. Without ``tied`` every rank
+            is exact and must be a whole number (a mid-rank such as 2.5 would give a wrong MRR).
+    """
     ranks = np.asarray(ranks, dtype=np.float64).reshape(-1)
     if ranks.size == 0:
         raise ValueError("No ranks given.")
     if not np.all(np.isfinite(ranks)) or ranks.min() < 1:
         raise ValueError("Ranks must be finite and >= 1 (1-based).")
-    out = {"mrr": float(np.mean(1.0 / ranks))}
+    if tied is None:
+        tied = np.ones(ranks.shape, dtype=np.int64)
+    tied = np.asarray(tied, dtype=np.float64).reshape(-1)
+    if tied.shape != ranks.shape:
+        raise ValueError(f"tied has {tied.size} entries for {ranks.size} ranks")
+    if not np.all(np.isfinite(tied)) or tied.min() < 1 or np.any(tied != np.round(tied)):
+        raise ValueError("tied must hold whole numbers >= 1 (candidates tied with the true one, itself included).")
+    better = ranks - (tied + 1.0) / 2.0  # s: candidates strictly better
+    if np.any(np.abs(better - np.round(better)) > 1e-6) or np.round(better).min() < 0:
+        raise ValueError(
+            "Each rank must be a whole number, or (with `tied`) the mean s + (t+1)/2 of t tied ranks; fractional "
+            "ranks come from averaging ties: pass `tied` (rank_retrieval(..., return_tied=True)) so MRR and "
+            "Recall@k are the expectations."
+        )
+    better, tied = np.round(better).astype(np.int64), tied.astype(np.int64)
+    # harmonic numbers H(0..max): E[1/rank] = (H(s+t) - H(s)) / t; exactly 1/rank when t == 1
+    harmonic = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, int((better + tied).max()) + 1))])
+    reciprocal = np.where(tied == 1, 1.0 / (better + 1), (harmonic[better + tied] - harmonic[better]) / tied)
+    out = {"mrr": float(np.mean(reciprocal))}
     for k in ks:
-        out[f"recall@{int(k)}"] = float(np.mean(ranks <= int(k)))
+        out[f"recall@{int(k)}"] = float(np.mean(np.clip(int(k) - better, 0, tied) / tied))
     out["mean_rank"] = float(np.mean(ranks))
     out["median_rank"] = float(np.median(ranks))
     out["num_queries"] = int(ranks.size)
@@ -475,7 +538,7 @@ def fixed_candidate_scores(query_embeds, candidate_embeds, negatives, T: int) ->
 def correct_from_scores(scores, ties: str = "pessimistic") -> np.ndarray:
     """Per-query correctness in [0, 1] from (Q, T) scores with the true candidate in column 0 (ties: module
     docstring). The same maths as the ``metrics/retrieval_accuracy`` evaluate module."""
-    _check_ties(ties)
+    ties = _check_ties(ties)
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 2 or scores.shape[1] < 2:
         raise ValueError(f"scores must be (num_queries, T >= 2) with the true candidate first, got shape {scores.shape}")
@@ -487,7 +550,7 @@ def correct_from_scores(scores, ties: str = "pessimistic") -> np.ndarray:
         return (won & (equal == 0)).astype(np.float64)
     if ties == "optimistic":
         return won.astype(np.float64)
-    return np.where(won, 1.0 / (1.0 + equal), 0.0)
+    return np.where(won, 1.0 / (1.0 + equal), 0.0)  # clamp(1 - s, 0, t) / t with s = 0 or more, t = 1 + equal
 
 
 def fixed_candidate_accuracy(
@@ -571,7 +634,8 @@ def evaluate_retrieval(
             (`load_negative_indices`); default `make_negative_indices(N, max(T), seed)`. Pass a saved table to
             compare models on the same candidates.
         T: candidate-set sizes of the fixed-candidate protocol; ks: Recall@k cut-offs.
-        ties: "pessimistic" (default), "average" or "optimistic" (module docstring).
+        ties: "pessimistic" (default), "expected" or "optimistic" (module docstring; "average" is a deprecated
+            alias of "expected").
         use_evaluate: compute the metrics through the local evaluate modules (`load_metric`); if they cannot be
             found (an installed package without them), the identical library maths are used, with a warning.
 
@@ -582,7 +646,7 @@ def evaluate_retrieval(
     ``text_to_molecule`` and metric in ``mrr``, ``recall@k``, ``mean_rank``, ``median_rank``, ``accuracy@T{t}``;
     plus ``num_pairs``, ``num_candidates``, ``num_queries@T{t}``, ``dropped_indices``, ``ties``.
     """
-    _check_ties(ties)
+    ties = _check_ties(ties)
     smiles, texts = list(smiles), list(texts)
     if len(smiles) != len(texts):
         raise ValueError(f"Got {len(smiles)} SMILES but {len(texts)} texts; they must pair up.")
@@ -615,8 +679,13 @@ def evaluate_retrieval(
     results: dict = {}
     pairs = {"molecule_to_text": (graph_embeds, text_embeds), "text_to_molecule": (text_embeds, graph_embeds)}
     for direction, (queries, candidates) in pairs.items():
-        ranks = rank_retrieval(queries, candidates, ties=ties, chunk_size=chunk_size, device=compute_device)
-        values = ranking.compute(ranks=ranks.tolist(), ks=list(ks)) if ranking is not None else ranking_metrics(ranks, ks)
+        ranks, tied = rank_retrieval(
+            queries, candidates, ties=ties, chunk_size=chunk_size, device=compute_device, return_tied=True
+        )
+        if ranking is not None:
+            values = ranking.compute(ranks=ranks.tolist(), ks=list(ks), tied=tied.tolist())
+        else:
+            values = ranking_metrics(ranks, ks, tied)
         values.pop("num_queries", None)
         results.update({f"{direction}/{k}": v for k, v in values.items()})
         for t in T:

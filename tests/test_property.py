@@ -230,11 +230,11 @@ def test_lora_adapters_save_reload_merge(pretrained_dir, tokenizer, bbbp_rows, t
 # ------------------------------------------------------------------------------------------------ selection, metric
 def test_select_best_epoch_updates():
     history = [
-        {"epoch": 1, "roc_auc": 0.60, "test": 0.50},
+        {"epoch": 1, "roc_auc": 0.60, "test": 0.50},  # first epoch: what the authors' classification script reports
         {"epoch": 2, "roc_auc": 0.75, "test": 0.55},  # best validation
         {"epoch": 3, "roc_auc": float("nan"), "test": 0.99},
         {"epoch": 4, "roc_auc": 0.75, "test": 0.70},  # tie: the first one stays
-        {"epoch": 5, "roc_auc": 0.65, "test": 0.80},  # last epoch: what the reference script reports
+        {"epoch": 5, "roc_auc": 0.65, "test": 0.80},  # last epoch
     ]
     assert select_best_epoch(history, "roc_auc")["epoch"] == 2
     assert select_best_epoch(history, "roc_auc", greater_is_better=False)["epoch"] == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import itertools
 import json
 import math
 
@@ -98,19 +99,93 @@ def test_reversed_retrieval_known_values():
     assert m["median_rank"] == 2.5
 
 
-def test_ties_pessimistic_average_optimistic():
+def test_ties_pessimistic_expected_optimistic():
     scores = torch.tensor([[1.0, 1.0, 1.0, 0.0], [0.9, 0.5, 0.5, 0.5], [0.2, 0.1, 0.2, 0.3]])
     # true candidates 0, 1, 2. query 0: 2 others tie, none above; query 1: 1 above, 2 tie; query 2: 1 above, 1 tie
     pos = [0, 1, 2]
     assert ranks_from_scores(scores, pos).tolist() == [3, 4, 3]
-    assert ranks_from_scores(scores, pos, ties="average").tolist() == [2, 3, 2.5]
+    ranks, tied = ranks_from_scores(scores, pos, ties="expected", return_tied=True)
+    assert ranks.tolist() == [2, 3, 2.5] and tied.tolist() == [3, 3, 2]
     assert ranks_from_scores(scores, pos, ties="optimistic").tolist() == [1, 2, 2]
+    assert ranks_from_scores(scores, pos, return_tied=True)[1].tolist() == [1, 1, 1]  # pessimistic ranks are exact
     # a collapsed model (all scores equal) is the worst case, not the best
     flat = torch.ones(6, 6)
     assert ranks_from_scores(flat).tolist() == [6] * 6
     assert ranking_metrics(ranks_from_scores(flat))["recall@1"] == 0.0
     with pytest.raises(ValueError, match="ties"):
         ranks_from_scores(flat, ties="random")
+    # "average" is a deprecated alias of "expected"
+    with pytest.warns(FutureWarning, match="expected"):
+        assert ranks_from_scores(scores, pos, ties="average").tolist() == [2, 3, 2.5]
+
+
+def test_expected_ties_four_way_tie_at_the_top():
+    # the true candidate (column 0) tied with 3 others at the top: rank uniform on 1..4
+    scores = torch.tensor([[1.0, 1.0, 1.0, 1.0, 0.0, -1.0]])
+    q, c = _as_embeddings(scores)
+    ranks, tied = rank_retrieval(q, c, positives=[0], ties="expected", return_tied=True)
+    assert ranks.tolist() == [2.5] and tied.tolist() == [4]
+    m = ranking_metrics(ranks, ks=(1, 2, 5), tied=tied)
+    assert m["mrr"] == pytest.approx((1 + 1 / 2 + 1 / 3 + 1 / 4) / 4) and round(m["mrr"], 3) == 0.521
+    assert (m["recall@1"], m["recall@2"], m["recall@5"]) == (0.25, 0.5, 1.0)
+    assert m["mean_rank"] == 2.5
+    # the mid-rank alone is refused: 1/2.5 = 0.400 and recall@1 = 0 are not the expectations
+    with pytest.raises(ValueError, match="tied"):
+        ranking_metrics(ranks)
+    assert load_metric("retrieval_ranking").compute(ranks=ranks.tolist(), ks=[1], tied=tied.tolist()) == pytest.approx(
+        {"mrr": 0.5208333, "recall@1": 0.25, "mean_rank": 2.5, "median_rank": 2.5, "num_queries": 1}
+    )
+    # fixed candidates, true first: 1/4 credit
+    assert correct_from_scores(scores[:, :5], ties="expected").tolist() == [0.25]
+
+
+def _brute_force(scores: np.ndarray, positives: np.ndarray, ks) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per query, over every ordering of the candidates that sorts the scores descending (all tie orders, each
+    equally likely): mean 1/rank, P(rank <= k) for each k, and the best and worst rank. -> (Q,), (Q, K), (Q,), (Q,)."""
+    reciprocal, hits, best, worst = [], [], [], []
+    for row, pos in zip(scores, positives):
+        ranks = [
+            order.index(pos) + 1
+            for order in itertools.permutations(range(len(row)))
+            if all(row[a] >= row[b] for a, b in zip(order, order[1:]))
+        ]
+        reciprocal.append(np.mean([1 / r for r in ranks]))
+        hits.append([np.mean([r <= k for r in ranks]) for k in ks])
+        best.append(min(ranks))
+        worst.append(max(ranks))
+    return np.array(reciprocal), np.array(hits), np.array(best), np.array(worst)
+
+
+@pytest.mark.parametrize("shape", [(6, 6), (5, 5), (7, 7), (4, 6), (6, 3)])
+def test_tie_rules_match_brute_force_enumeration_of_tie_orders(shape):
+    rng = np.random.default_rng(sum(shape))
+    ks = (1, 2, 3, 5)
+    ranking = load_metric("retrieval_ranking")
+    for trial in range(3):
+        scores = rng.integers(0, 3, size=shape).astype(np.float64)  # 3 values: many ties
+        if shape[0] == shape[1]:  # aligned pairs: both directions
+            cases = [(scores, np.arange(shape[0])), (scores.T.copy(), np.arange(shape[0]))]
+        else:
+            cases = [(scores, rng.integers(0, shape[1], size=shape[0]))]
+        for matrix, positives in cases:
+            reciprocal, hits, best, worst = _brute_force(matrix, positives, ks)
+            q, c = _as_embeddings(matrix)
+            ranks, tied = rank_retrieval(q, c, positives=positives, ties="expected", return_tied=True, chunk_size=2)
+            expected = {"mrr": reciprocal.mean(), **{f"recall@{k}": hits[:, i].mean() for i, k in enumerate(ks)}}
+            m = ranking_metrics(ranks, ks, tied)
+            assert {k: m[k] for k in expected} == pytest.approx(expected, abs=1e-12)
+            assert ranking.compute(ranks=ranks.tolist(), ks=list(ks), tied=tied.tolist()) == pytest.approx(m, abs=1e-12)
+            np.testing.assert_allclose(ranks, (best + worst) / 2)  # the expected rank is the mid-rank
+            # pessimistic / optimistic: the worst / best tie order
+            np.testing.assert_array_equal(ranks_from_scores(matrix, positives), worst)
+            np.testing.assert_array_equal(ranks_from_scores(matrix, positives, ties="optimistic"), best)
+            for ties, extreme in (("pessimistic", worst), ("optimistic", best)):
+                m = ranking_metrics(ranks_from_scores(matrix, positives, ties=ties), ks)
+                assert m["mrr"] == pytest.approx(np.mean(1 / extreme))
+                assert m["recall@1"] == pytest.approx(np.mean(extreme <= 1))
+            # fixed candidates (any row read as: true candidate first, then the negatives): accuracy = P(rank 1)
+            _, first_hits, _, _ = _brute_force(matrix, np.zeros(len(matrix), dtype=int), (1,))
+            np.testing.assert_allclose(correct_from_scores(matrix, ties="expected"), first_hits[:, 0])
 
 
 def test_rank_retrieval_matches_scores_in_both_directions_and_chunks():
@@ -157,9 +232,9 @@ def test_fixed_candidate_accuracy_hand_cases():
     s = fixed_candidate_scores(q, c, negatives, 4)
     assert s.shape == (5, 4) and s[1].tolist() == pytest.approx([0.4, 0.1, 0.1, 0.5])
     assert fixed_candidate_accuracy(q, c, negatives, T=(2,), ties="optimistic") == {2: 1.0}
-    # average: q2 and q4 tie with one candidate at T=2 -> 1/2 credit each
-    assert fixed_candidate_accuracy(q, c, negatives, T=(2,), ties="average") == {2: pytest.approx(0.8)}
-    assert correct_from_scores([[1.0, 1.0, 1.0, 0.0]], ties="average").tolist() == pytest.approx([1 / 3])
+    # expected: q2 and q4 tie with one candidate at T=2 -> 1/2 credit each
+    assert fixed_candidate_accuracy(q, c, negatives, T=(2,), ties="expected") == {2: pytest.approx(0.8)}
+    assert correct_from_scores([[1.0, 1.0, 1.0, 0.0]], ties="expected").tolist() == pytest.approx([1 / 3])
     with pytest.raises(ValueError, match="T=5"):
         fixed_candidate_accuracy(q, c, negatives, T=(5,))
 
@@ -210,9 +285,11 @@ def test_evaluate_modules_load_offline_and_agree_with_library():
     assert "Text2Mol" in ranking.citation and "MoleculeSTM" in accuracy.description
     g = torch.Generator().manual_seed(3)
     scores = torch.randn(50, 50, generator=g).round(decimals=1)  # rounding makes ties
-    for ties in ("pessimistic", "average", "optimistic"):
-        ranks = ranks_from_scores(scores, ties=ties)
-        assert ranking.compute(ranks=ranks.tolist(), ks=[1, 5, 10]) == pytest.approx(ranking_metrics(ranks))
+    for ties in ("pessimistic", "expected", "optimistic"):
+        ranks, tied = ranks_from_scores(scores, ties=ties, return_tied=True)
+        assert ranking.compute(ranks=ranks.tolist(), ks=[1, 5, 10], tied=tied.tolist()) == pytest.approx(
+            ranking_metrics(ranks, tied=tied)
+        )
         fixed = scores[:, :10].double()
         expected = float(correct_from_scores(fixed, ties).mean())
         assert accuracy.compute(scores=fixed.tolist(), ties=ties)["accuracy"] == pytest.approx(expected)
@@ -227,6 +304,7 @@ def test_evaluate_modules_load_offline_and_agree_with_library():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.ranking_metrics([1, 3, 7]) == ranking_metrics([1, 3, 7])
+    assert module.ranking_metrics([2, 3.5], tied=[3, 2]) == ranking_metrics([2, 3.5], tied=[3, 2])
 
 
 # ------------------------------------------------------------------------------------------------ embedding

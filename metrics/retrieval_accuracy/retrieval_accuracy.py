@@ -5,20 +5,23 @@ A local `evaluate` module (Hub metrics cannot load offline): ``evaluate.load("me
 Self-contained on purpose (numpy only), so `evaluate` can copy it into its module cache.
 """
 
+import warnings
+
 import datasets
 import evaluate
 import numpy as np
 
-TIES = ("pessimistic", "average", "optimistic")
+TIES = ("pessimistic", "expected", "optimistic")
+DEPRECATED_TIES = {"average": "expected"}
 
 _DESCRIPTION = """\
 Accuracy of picking the true candidate among T candidates per query (T = 4, 10, 20 in MoleculeSTM and FineMolTex):
 each example is the list of the T candidate scores of one query, the TRUE candidate FIRST, followed by the T-1
 negatives (MoleculeSTM draws them once, with a fixed seed, from the other items of the test set).
 
-Ties with the true candidate's score: "pessimistic" (default) counts the query as wrong, "average" counts it as
-1/m when m candidates share the top score (the expectation under random tie-breaking), "optimistic" counts it as
-right. MoleculeSTM's code takes `argmax` with the true candidate first, which is "optimistic": a model that gives
+Ties with the true candidate's score: "pessimistic" (default) counts the query as wrong, "expected" counts it as
+1/m when m candidates share the top score (the expectation under random tie-breaking; "average" is a deprecated
+alias), "optimistic" counts it as right. MoleculeSTM's code takes `argmax` with the true candidate first, which is "optimistic": a model that gives
 every candidate the same score would get 100%.
 """
 
@@ -26,7 +29,8 @@ _KWARGS_DESCRIPTION = """\
 Args:
     scores (`list` of `list` of `float`): per query, the scores of its T candidates, the true one first (T >= 2,
         the same T for every query).
-    ties (`str`, optional, default "pessimistic"): "pessimistic", "average" or "optimistic".
+    ties (`str`, optional, default "pessimistic"): "pessimistic", "expected" or "optimistic"
+        ("average": deprecated alias of "expected").
 Returns:
     accuracy (`float`), num_queries (`int`), num_candidates (`int`, T).
 Examples:
@@ -57,6 +61,9 @@ _CITATION = """\
 def correct_from_scores(scores, ties: str = "pessimistic") -> np.ndarray:
     """Per-query correctness in [0, 1] from (Q, T) scores, true candidate in column 0 (kept in sync with
     `modeling_finemoltex.retrieval_finemoltex.correct_from_scores`; a test checks)."""
+    if ties in DEPRECATED_TIES:
+        warnings.warn(f'ties="{ties}" is deprecated; use ties="{DEPRECATED_TIES[ties]}".', FutureWarning, stacklevel=2)
+        ties = DEPRECATED_TIES[ties]
     if ties not in TIES:
         raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
     scores = np.asarray(scores, dtype=np.float64)
