@@ -396,7 +396,8 @@ def prepare_data(model_args, data_args, text_path, text_config, text_tokenizer, 
 # Config fields that only steer training (losses, masking, dropout): the ones a continued run may change.
 CONTINUATION_OVERRIDES = frozenset({
     "contrastive_weight", "masked_lm_weight", "masked_motif_weight", "contrastive_temperature", "gather_negatives",
-    "word_mask_rate", "motif_mask_rate", "word_masking_scheme", "motif_masking_strategy", "importance_temperature",
+    "word_mask_rate", "motif_mask_rate", "word_masking_scheme", "motif_masking_strategy", "word_masking_strategy",
+    "importance_temperature", "hide_masked_motif_atoms",
     "mask_seed", "gnn_dropout", "hidden_dropout_prob", "attention_dropout_prob", "check_inputs",
 })
 

@@ -22,26 +22,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import nn
 from transformers.utils import ModelOutput
 
 from .configuration_finemoltex import FineMolTexConfig
-from .losses_finemoltex import IGNORE_INDEX, masked_atom_loss, sample_atom_mask
+from .losses_finemoltex import ATOM_TYPE_MASK_INDEX, IGNORE_INDEX, atom_mask_values, masked_atom_loss, sample_atom_mask
 from .modeling_finemoltex import FineMolTexGraphModel, FineMolTexPreTrainedModel
-
-#: Row of the atom-type table a masked atom takes: 0, the dummy atom ``*`` (pretrain-gnns' [MASK] row 119 on load).
-ATOM_TYPE_MASK_INDEX = 0
-
-
-def atom_mask_values(atom_feature_sizes: Sequence[int]) -> list[int]:
-    """The input features of a masked atom, one per atom-feature column: atom type -> `ATOM_TYPE_MASK_INDEX`,
-    chirality -> 0 (unspecified; Hu et al.), any further column -> its last, "other", index."""
-    sizes = [int(s) for s in atom_feature_sizes]
-    return [ATOM_TYPE_MASK_INDEX] + [0] * min(1, len(sizes) - 1) + [s - 1 for s in sizes[2:]]
-
 
 @dataclass
 class FineMolTexAttributeMaskingOutput(ModelOutput):

@@ -67,6 +67,22 @@ def sample_mask(
     return (rank < k[:, None]) & candidates
 
 
+def cls_similarity_importance(states: torch.Tensor) -> torch.Tensor:
+    """Importance of each token for masking: the cosine similarity of its state to the [CLS] state (position 0) of
+    the same row, fp32, without gradient.
+
+    FineMolTex (Li et al. 2024) masks the motifs and words that contribute most to the global representation; the
+    authors approximate the contribution by the similarity of each token's state to its stream's [CLS] state in
+    the coarse pass (no co-attention). Cosine (not a raw dot product) keeps the scores in [-1, 1] whatever the
+    state norms, so one `importance_temperature` means the same for both streams and along training. Positions
+    that are not candidates (including [CLS] itself, scored 1) are excluded by `sample_mask`.
+
+    states: float (B, S, D) -> float (B, S)."""
+    with torch.no_grad():
+        s = states.detach().float()
+        return F.cosine_similarity(s, s[:, :1], dim=-1, eps=1e-6)
+
+
 # ---------------------------------------------------------------------------------------------- motifs
 def motif_candidates(
     motif_input_ids: torch.Tensor, motif_attention_mask: torch.Tensor, num_motif_targets: int
@@ -82,6 +98,34 @@ def motif_candidates(
 def masked_motif_labels(motif_input_ids: torch.Tensor, motif_mask: torch.Tensor) -> torch.Tensor:
     """Long (B, M): class label (id - 4) at masked motif slots, -100 elsewhere."""
     return torch.where(motif_mask.bool(), motif_input_ids - MOTIF_FIRST_REAL_ID, torch.full_like(motif_input_ids, IGNORE_INDEX))
+
+
+#: Row of the atom-type table a masked atom takes: 0, the dummy atom ``*`` (pretrain-gnns' [MASK] row 119 on load).
+ATOM_TYPE_MASK_INDEX = 0
+
+
+def atom_mask_values(atom_feature_sizes) -> list[int]:
+    """The input features of a masked atom, one per atom-feature column: atom type -> `ATOM_TYPE_MASK_INDEX`,
+    chirality -> 0 (unspecified; Hu et al.), any further column -> its last, "other", index."""
+    sizes = [int(s) for s in atom_feature_sizes]
+    return [ATOM_TYPE_MASK_INDEX] + [0] * min(1, len(sizes) - 1) + [s - 1 for s in sizes[2:]]
+
+
+def hide_masked_motif_atoms(
+    atom_features: torch.Tensor, motif_membership: torch.Tensor, motif_mask: torch.Tensor, mask_values: torch.Tensor
+) -> torch.Tensor:
+    """The atom features of the graph view the fused pass sees: every atom of a masked motif takes the masked-atom
+    features (`atom_mask_values`: the dummy atom type, no chirality, "other" in further columns), so no
+    atom-level attribute of a masked motif reaches any motif state through message passing. An atom shared by
+    several motifs (junction-tree fallback) is hidden when ANY motif that owns it is masked. Bonds and the graph
+    topology are kept (the masked motif's size and ring structure stay visible, as for Hu et al.'s masked atoms).
+
+    atom_features: Long (N, F_atom); motif_membership: Long (2, K) (atom, flat slot b*M+m); motif_mask: Bool (B, M);
+    mask_values: Long (F_atom,). Returns a new Long (N, F_atom); no loop over molecules."""
+    atoms, slots = motif_membership[0], motif_membership[1]
+    hidden = torch.zeros(atom_features.size(0), dtype=torch.bool, device=atom_features.device)
+    hidden.index_fill_(0, atoms[motif_mask.reshape(-1)[slots]], True)
+    return torch.where(hidden[:, None], mask_values.to(atom_features)[None, :], atom_features)
 
 
 # ---------------------------------------------------------------------------------------------- words
@@ -424,6 +468,9 @@ def gather_features(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
 
 
 __all__ = [
+    "atom_mask_values",
+    "cls_similarity_importance",
+    "hide_masked_motif_atoms",
     "contrastive_accuracy",
     "contrastive_logits",
     "contrastive_loss",

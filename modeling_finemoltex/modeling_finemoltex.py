@@ -14,7 +14,7 @@ slots per molecule, K atom->motif memberships, L text tokens):
 
 Architecture (defaults = the reference):
 
-    atoms --GIN (once per step)--> atom states --scatter-mean per motif--> Linear --> motif slot contents
+    atoms --GIN--> atom states --scatter-mean per motif--> Linear --> motif slot contents
     motif slots (+[CLS], +position) --motif stream (transformer layers)--> motif CLS --> graph embedding
     text --HF encoder--> Linear (if widths differ) --text stream (transformer layers)--> text CLS --> text embedding
     co-attention blocks pair motif-stream layer i with text-stream layer j (config) in the *fused* pass only.
@@ -25,11 +25,12 @@ fused pass on masked inputs (`FineMolTexForPreTraining`).
 
 Masked motif slots: a masked slot's content is a learned [MASK] vector (plus its position embedding) instead of
 the mean of its atoms' GIN states, and motif-id embeddings (optional, off by default) are never added at masked
-slots, so the motif-classification head cannot read the answer from its own slot. The GNN itself runs once on
-the unmasked molecule and serves both passes; message passing lets *neighbouring* atoms' states (pooled into
-neighbouring motifs) carry information about the masked motif's atoms, and an atom shared by overlapping motifs
-(junction-tree fallback) is pooled into both — the same residual leak exists in the reference, which in addition
-feeds the unmasked motif itself.
+slots, so the motif-classification head cannot read the answer from its own slot. Nor from its neighbours: the
+fused pass reads motif contents from a second GIN pass over a view in which every atom of a masked motif has the
+masked-atom features (an atom shared by overlapping motifs is hidden when any of its motifs is masked), so message
+passing carries none of the masked motif's atom attributes into neighbouring motifs (`hide_masked_motif_atoms`,
+on by default; the reference feeds the unmasked motif itself). What stays visible: the bonds and the topology
+(the masked motif's size, rings and attachment points). The coarse pass keeps the clean view.
 """
 
 from __future__ import annotations
@@ -50,10 +51,13 @@ from transformers.modeling_utils import get_torch_context_manager_or_global_devi
 from transformers.utils import ModelOutput
 
 from .losses_finemoltex import (
+    atom_mask_values,
+    cls_similarity_importance,
     contrastive_accuracy,
     contrastive_logits,
     duplicate_negative_mask,
     gather_features,
+    hide_masked_motif_atoms,
     linear_cross_entropy,
     mask_text_states,
     mask_words,
@@ -179,8 +183,12 @@ class FineMolTexGINLayer(nn.Module):
         self.dropout = FineMolTexDropout(dropout)
         self.is_last = is_last
 
-    def forward(self, atom_states: torch.Tensor, edge_index: torch.Tensor, edge_features: torch.Tensor) -> torch.Tensor:
-        """atom_states (N, H); edge_index (2, E') with self loops; edge_features (E', F_bond) -> (N, H)."""
+    def forward(
+        self, atom_states: torch.Tensor, edge_index: torch.Tensor, edge_features: torch.Tensor, update_statistics: bool = True
+    ) -> torch.Tensor:
+        """atom_states (N, H); edge_index (2, E') with self loops; edge_features (E', F_bond) -> (N, H).
+        `update_statistics=False`: in training, normalise with the batch statistics without updating the running
+        ones (a second view of the same batch must not pull them towards its own distribution)."""
         bond = sum(emb(edge_features[:, column]) for column, emb in enumerate(self.bond_embeddings))
         messages = atom_states[edge_index[0]] + bond
         aggregated = messages.new_zeros(atom_states.size(0), messages.size(1)).index_add_(0, edge_index[1], messages)
@@ -190,6 +198,8 @@ class FineMolTexGINLayer(nn.Module):
             hidden = F.batch_norm(
                 hidden, self.norm.running_mean, self.norm.running_var, self.norm.weight, self.norm.bias, False, 0.0, self.norm.eps
             )
+        elif self.training and not update_statistics:
+            hidden = F.batch_norm(hidden, None, None, self.norm.weight, self.norm.bias, True, 0.0, self.norm.eps)
         else:
             hidden = self.norm(hidden)
         if not self.is_last:
@@ -216,7 +226,10 @@ class FineMolTexGraphEncoder(nn.Module):
         for module in self.modules():
             module._finemoltex_gnn = True
 
-    def forward(self, atom_features: torch.Tensor, edge_index: torch.Tensor, edge_features: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, atom_features: torch.Tensor, edge_index: torch.Tensor, edge_features: torch.Tensor, update_statistics: bool = True
+    ) -> torch.Tensor:
+        """`update_statistics=False`: BatchNorm running statistics are left as they are (see `FineMolTexGINLayer`)."""
         num_atoms = atom_features.size(0)
         loops = torch.arange(num_atoms, device=edge_index.device, dtype=edge_index.dtype)
         edge_index = torch.cat([edge_index, torch.stack([loops, loops])], dim=1)
@@ -227,7 +240,7 @@ class FineMolTexGraphEncoder(nn.Module):
         hidden = sum(emb(atom_features[:, column]) for column, emb in enumerate(self.atom_embeddings))
         states = [hidden]
         for layer in self.layers:
-            hidden = layer(hidden, edge_index, edge_features)
+            hidden = layer(hidden, edge_index, edge_features, update_statistics)
             states.append(hidden)
         if self.jk == "last":
             return states[-1]
@@ -471,6 +484,25 @@ class FineMolTexFusionEncoder(nn.Module):
         """Text stream alone (no co-attention): (B, L, Dt) -> (B, L, Dt), or (B, 1, Dt) with `cls_only`."""
         cls = _cls_positions(text_states) if cls_only else None
         return self._run(self.text_layers, text_states, text_padding_mask, 0, len(self.text_layers), cls)
+
+    def encode_cls_and_importance(
+        self, stream: str, states: torch.Tensor, padding_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One stream alone (no co-attention), for the coarse pass of pre-training: -> ([CLS] states (B, 1, D), as
+        `encode_motifs` / `encode_text` with `cls_only`, with gradient; importance (B, S) fp32, no gradient).
+
+        Importance is `cls_similarity_importance` of the stream's last-layer states: the last layer is run once more
+        over all positions under `no_grad` (a forward of one layer; the gradient-carrying pass still computes only
+        the [CLS] slot there)."""
+        layers = self.motif_layers if stream == "motif" else self.text_layers
+        depth = len(layers)
+        if depth == 0:
+            return states[:, :1], cls_similarity_importance(states)
+        before_last = self._run(layers, states, padding_mask, 0, depth - 1)
+        cls = self._run(layers, before_last, padding_mask, depth - 1, depth, _cls_positions(before_last))
+        with torch.no_grad():
+            full = layers[-1](before_last.detach(), padding_mask)
+        return cls, cls_similarity_importance(full)
 
     def fuse(
         self,
@@ -852,9 +884,11 @@ class FineMolTexModel(FineMolTexPreTrainedModel):
         motif_membership: torch.Tensor,
         num_molecules: int,
         num_slots: int,
+        update_statistics: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run the GIN once: -> (atom states (N, H_gnn), projected motif contents (B, M, motif width))."""
-        atom_states = self.graph_encoder(graph_atom_features, graph_edge_index, graph_edge_features)
+        """Run the GIN once: -> (atom states (N, H_gnn), projected motif contents (B, M, motif width)).
+        `update_statistics=False` for a second view of the same batch (BatchNorm running statistics untouched)."""
+        atom_states = self.graph_encoder(graph_atom_features, graph_edge_index, graph_edge_features, update_statistics)
         pooled = pool_motifs(atom_states, motif_membership, num_molecules * num_slots).view(num_molecules, num_slots, -1)
         return atom_states, self.motif_embeddings.project(pooled)
 
@@ -1015,20 +1049,27 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
     """FineMolTex pre-training: contrastive (coarse) + masked-motif and masked-word prediction through the
     co-attention pass (fine).
 
-    One step: the GIN runs once; the unmasked motif slots and the unmasked text go through their streams
-    WITHOUT co-attention for InfoNCE; masked motif slots ([MASK] vector instead of pooled atoms, see
-    `FineMolTexMotifEmbeddings`) and masked text go through the fused pass, whose outputs at the masked
-    positions feed the motif head (num_motif_targets classes) and the MLM head (text vocabulary). The text
-    encoder sees the unmasked and the masked text in one call (batch concatenated). With `text_encoder_states`
-    (B, L, H) — cached token states of a locked encoder (`text_states_finemoltex`) — the encoder does not run at
-    all: the coarse pass projects the states as they are, and the masked text is the same states with the masked
-    words replaced at the stream input (`mask_text_states`; the MLM targets stay the original ids).
+    One step, coarse then fine:
 
-    Masks are drawn per call: motifs among target slots (`motif_candidates`), words among non-special
-    attended tokens, `max(1, round(rate * n))` per example, uniform or (motifs) importance-weighted, from a
-    generator seeded by `mask_seed` (argument, else config) when given. `motif_mask` / `word_mask` (Bool)
-    override the sampling (e.g. masks made by a collator); `motif_importance` (B, M) floats override the
-    default importance scores (log of the frequency rank: rarer motifs are masked more often).
+    - coarse: the GIN on the clean molecule, the motif slots (pooled atom states) and the clean text (text encoder,
+      or cached states) through their streams WITHOUT co-attention; their [CLS] states give InfoNCE. The same pass
+      scores every token's importance for masking: the cosine similarity of its last-layer state to its stream's
+      [CLS] state, without gradient (`encode_cls_and_importance`, `cls_similarity_importance`).
+    - masks: motifs among target slots (`motif_candidates`), words among non-special attended tokens, exactly
+      `max(1, round(rate * n))` per example (0 when none is maskable), drawn without replacement with
+      probabilities softmax(importance / importance_temperature) (`motif_masking_strategy` /
+      `word_masking_strategy` "importance", the default) or uniformly ("uniform"), from a generator seeded by
+      `mask_seed` (argument, else config) when given. `motif_mask` / `word_mask` (Bool) override the sampling
+      (e.g. masks made by a collator); `motif_importance` (B, M) / `word_importance` (B, L) floats override the
+      scores (e.g. a log frequency rank, the rule this package used before the paper's).
+    - fine: a second GIN pass on a view in which every atom of a masked motif has the masked-atom features
+      (`hide_masked_motif_atoms`; config flag of the same name), masked slots get the [MASK] vector
+      (`FineMolTexMotifEmbeddings`); the masked text goes through the text encoder (a second call); the fused pass
+      (co-attention) computes the masked positions, which feed the motif head (num_motif_targets classes) and the
+      MLM head (text vocabulary). With `text_encoder_states` (B, L, H) — cached token states of a locked encoder
+      (`text_states_finemoltex`) — the encoder does not run at all: the coarse pass (and the word importance)
+      projects the states as they are, and the masked text is the same states with the masked words replaced at
+      the stream input (`mask_text_states`; the MLM targets stay the original ids).
 
     With `masked_motif_weight` and `masked_lm_weight` both 0 (contrastive-only pre-training) the fine branch is
     skipped altogether (no masking, no second text pass, no fused pass): its outputs are None.
@@ -1056,12 +1097,6 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
             self._mask_generator = torch.Generator().manual_seed(int(self.config.mask_seed))
         return self._mask_generator
 
-    def default_motif_importance(self, motif_input_ids: torch.Tensor) -> torch.Tensor:
-        """Importance scores (B, M): log(1 + frequency rank) of each target motif (ids are frequency-ranked), so
-        rare, informative motifs are masked more often than ubiquitous ones like benzene."""
-        rank = (motif_input_ids - 4).clamp(min=0).float()
-        return torch.log1p(rank)
-
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -1079,6 +1114,7 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
         motif_mask: torch.Tensor | None = None,
         word_mask: torch.Tensor | None = None,
         motif_importance: torch.Tensor | None = None,
+        word_importance: torch.Tensor | None = None,
         mask_seed: int | None = None,
         text_encoder_states: torch.Tensor | None = None,
         return_loss: bool = True,
@@ -1113,17 +1149,44 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
             return self._contrastive_only(batch, token_type_ids, duplicate_key, return_loss, return_dict)
         generator = self._generator(mask_seed)
 
-        # ---- masks (random per call unless given)
+        # ---- coarse: clean graph view (GIN) and clean text through their streams WITHOUT co-attention -> InfoNCE;
+        # the same pass scores each token's importance (similarity to its stream's [CLS]) for masking
+        _, projected = model.encode_atoms_and_motifs(
+            graph_atom_features, graph_edge_index, graph_edge_features, motif_membership, num_molecules, num_slots
+        )
+        motif_padding = motif_attention_mask.bool()
+        clean_motifs = model.motif_embeddings(projected, motif_input_ids, motif_attention_mask, motif_position_ids)
+        if text_encoder_states is not None:  # cached states of a locked encoder: the encoder never runs
+            encoder_states = text_encoder_states.to(model.text_input_projection_dtype)
+            clean_text = model.text_input_projection(encoder_states)
+        else:
+            encoder_states = None
+            _, clean_text = model.encode_text_tokens(input_ids, attention_mask, token_type_ids)
+        text_padding = attention_mask.bool()
+        score_motifs = motif_mask is None and motif_importance is None and config.motif_masking_strategy == "importance"
+        score_words = word_mask is None and word_importance is None and config.word_masking_strategy == "importance"
+        if score_motifs:
+            graph_cls, motif_importance = model.fusion.encode_cls_and_importance("motif", clean_motifs, motif_padding)
+        else:
+            graph_cls = model.fusion.encode_motifs(clean_motifs, motif_padding, cls_only=True)
+        if score_words:
+            text_cls, word_importance = model.fusion.encode_cls_and_importance("text", clean_text, text_padding)
+        else:
+            text_cls = model.fusion.encode_text(clean_text, text_padding, cls_only=True)
+        graph_embeds = model.graph_embeds_from_motif_states(graph_cls)
+        text_embeds = model.text_embeds_from_text_states(text_cls)
+        contrastive_loss, logits, accuracy = model.contrastive(graph_embeds, text_embeds, duplicate_key)
+
+        # ---- masks (random per call unless given): exact count per row, uniform or by importance
         if motif_mask is None:
             candidates = motif_candidates(motif_input_ids, motif_attention_mask, config.num_motif_targets)
-            scores = None
-            if config.motif_masking_strategy == "importance":
-                scores = motif_importance if motif_importance is not None else self.default_motif_importance(motif_input_ids)
+            scores = motif_importance if config.motif_masking_strategy == "importance" else None
             motif_mask = sample_mask(candidates, config.motif_mask_rate, generator, scores, config.importance_temperature)
         motif_mask = motif_mask.bool()
         candidates = word_candidates(input_ids, attention_mask, config.text_special_token_ids)
         if word_mask is None:
-            word_mask = sample_mask(candidates, config.word_mask_rate, generator)
+            scores = word_importance if config.word_masking_strategy == "importance" else None
+            word_mask = sample_mask(candidates, config.word_mask_rate, generator, scores, config.importance_temperature)
         word_mask = word_mask.bool()
         masked_input_ids, word_labels = mask_words(
             input_ids,
@@ -1135,34 +1198,25 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
             generator,
         )
 
-        # ---- graph: GIN once, two views of the motif slots
-        _, projected = model.encode_atoms_and_motifs(
-            graph_atom_features, graph_edge_index, graph_edge_features, motif_membership, num_molecules, num_slots
-        )
-        motif_padding = motif_attention_mask.bool()
-        clean_motifs = model.motif_embeddings(projected, motif_input_ids, motif_attention_mask, motif_position_ids)
+        # ---- masked graph view: the masked motifs' atoms hidden from the GIN (a second pass), [MASK] at their slots
+        if config.hide_masked_motif_atoms:
+            mask_values = torch.tensor(atom_mask_values(config.atom_feature_sizes), device=graph_atom_features.device)
+            hidden_atoms = hide_masked_motif_atoms(graph_atom_features, motif_membership, motif_mask, mask_values)
+            _, projected = model.encode_atoms_and_motifs(
+                hidden_atoms, graph_edge_index, graph_edge_features, motif_membership, num_molecules, num_slots,
+                update_statistics=False,  # the running statistics describe clean molecules (what inference sees)
+            )
         masked_motifs = model.motif_embeddings(projected, motif_input_ids, motif_attention_mask, motif_position_ids, motif_mask)
 
-        # ---- text: clean and masked text through the encoder in one call, or, with cached states of a locked
-        # encoder, the masked words replaced at the stream input (no encoder pass at all)
-        if text_encoder_states is not None:
-            states = text_encoder_states.to(model.text_input_projection_dtype)
+        # ---- masked text: the masked ids through the encoder, or, with cached states of a locked encoder, the masked
+        # words replaced at the stream input (no encoder pass at all)
+        if encoder_states is not None:
             masked_states = mask_text_states(
-                states, word_mask, self.text_state_mask_embedding, candidates, config.word_masking_scheme, generator
+                encoder_states, word_mask, self.text_state_mask_embedding, candidates, config.word_masking_scheme, generator
             )
-            text_inputs = model.text_input_projection(torch.cat([states, masked_states]))
+            masked_text = model.text_input_projection(masked_states)
         else:
-            both_types = torch.cat([token_type_ids, token_type_ids]) if token_type_ids is not None else None
-            _, text_inputs = model.encode_text_tokens(
-                torch.cat([input_ids, masked_input_ids]), torch.cat([attention_mask, attention_mask]), both_types
-            )
-        clean_text, masked_text = text_inputs[:num_molecules], text_inputs[num_molecules:]
-        text_padding = attention_mask.bool()
-
-        # ---- coarse: towers without co-attention
-        graph_embeds = model.graph_embeds_from_motif_states(model.fusion.encode_motifs(clean_motifs, motif_padding, cls_only=True))
-        text_embeds = model.text_embeds_from_text_states(model.fusion.encode_text(clean_text, text_padding, cls_only=True))
-        contrastive_loss, logits, accuracy = model.contrastive(graph_embeds, text_embeds, duplicate_key)
+            _, masked_text = model.encode_text_tokens(masked_input_ids, attention_mask, token_type_ids)
 
         # ---- fine: fused pass on masked inputs, heads at masked positions only (and unless the fused states are
         # asked for, the pass's last step computes only those positions)

@@ -68,6 +68,51 @@ def test_importance_sampling_ignores_non_candidates():
     assert not mask[:, 0].any() and (mask.sum(1) == 1).all()
 
 
+def test_importance_masking_exact_count_specials_and_preference():
+    """Importance masking of words as the model does it: CLS-similarity scores, exact per-row counts, special tokens
+    and padding never masked, and more CLS-like tokens masked more often (over many draws of one generator)."""
+    g = torch.Generator().manual_seed(0)
+    ids = torch.tensor([[101, 2000, 2001, 2002, 2003, 2004, 2005, 2006, 2007, 102, 0, 0],
+                        [101, 2000, 100, 2002, 2003, 103, 2005, 102, 0, 0, 0, 0]])  # [UNK]=100, [MASK]=103
+    attn = (ids != 0).long()
+    candidates = L.word_candidates(ids, attn, [0, 100, 101, 102, 103])
+    # token j's state at angle arccos(c_j) from the [CLS] state, with random norms: the importance is c_j
+    cosines = torch.linspace(-0.9, 0.9, 12).expand(2, 12).clone()
+    cosines[:, 0] = 1.0
+    norms = torch.rand(2, 12, 1, generator=g) * 10 + 0.1
+    states = torch.zeros(2, 12, 16)
+    states[..., 0], states[..., 1] = cosines, (1 - cosines**2).sqrt()
+    states = (states * norms).requires_grad_()
+    importance = L.cls_similarity_importance(states)
+    assert importance.shape == (2, 12) and not importance.requires_grad and importance.dtype == torch.float32
+    torch.testing.assert_close(importance, cosines)
+    n = 4000  # draws: the batch repeated n times, one call
+    draws = L.sample_mask(candidates.repeat(n, 1), 0.3, g, importance.repeat(n, 1), temperature=0.2).view(n, 2, 12)
+    assert (draws.sum(2) == torch.tensor([2, 1])).all()  # round(0.3 * 8) = 2, max(1, round(0.3 * 4)) = 1, every draw
+    assert not (draws & ~candidates).any()  # never [CLS], [SEP], [PAD], [UNK], [MASK]
+    freq = draws.float().mean(0)
+    for row in range(2):
+        cols = candidates[row].nonzero().flatten()
+        order = importance[row, cols].argsort()
+        assert (freq[row, cols][order].diff() > 0).all(), (importance[row, cols], freq[row, cols])  # monotone
+    uniform = L.sample_mask(candidates.repeat(n, 1), 0.3, g).view(n, 2, 12).float().mean(0)
+    assert (uniform[0, candidates[0]] - 0.25).abs().max() < 0.03  # 2 of 8, uniformly
+
+
+def test_hide_masked_motif_atoms_hides_every_owner_s_atoms():
+    features = torch.tensor([[6, 1], [7, 2], [8, 0], [9, 1], [6, 3]])  # 5 atoms, 2 columns
+    # molecule 0 (slots 0..2): motif 1 = atoms 0,1; motif 2 = atoms 1,2 (atom 1 shared); molecule 1 (slots 3..5):
+    # motif 1 = atoms 3,4
+    membership = torch.tensor([[0, 1, 1, 2, 3, 4], [1, 1, 2, 2, 4, 4]])
+    values = torch.tensor(L.atom_mask_values([120, 4]))
+    assert values.tolist() == [0, 0]
+    mask = torch.tensor([[False, False, True], [False, False, False]])
+    hidden = L.hide_masked_motif_atoms(features, membership, mask, values)
+    assert hidden.tolist() == [[6, 1], [0, 0], [0, 0], [9, 1], [6, 3]]  # the shared atom 1 is hidden too
+    assert torch.equal(L.hide_masked_motif_atoms(features, membership, torch.zeros_like(mask), values), features)
+    assert L.atom_mask_values([120, 4, 11, 5]) == [0, 0, 10, 4]  # further columns: their "other" index
+
+
 # ----------------------------------------------------------------------------------------- motifs / words
 def test_motif_candidates_and_labels():
     ids = torch.tensor([[3, 4, 1, 19, 20, 5, 0]])  # CLS, target, UNK, last target (T=16), rare, target, PAD

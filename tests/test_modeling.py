@@ -268,29 +268,61 @@ def test_coattention_only_in_fused_pass(config, batch):
 
 
 # ----------------------------------------------------------------------------------------- label leak
-@pytest.mark.parametrize("use_ids", [False, True])
-def test_masked_motif_prediction_does_not_see_its_identity(batch, use_ids):
+@pytest.mark.parametrize("hide", [True, False])
+def test_masked_motif_prediction_does_not_see_the_masked_motif(batch, hide):
     """The reference feeds unmasked motifs to the masked-motif head. Here a masked slot carries only [MASK] +
-    position: changing the masked motif's id leaves its logits unchanged (with or without id embeddings)."""
-    config = tiny_config(use_motif_id_embeddings=use_ids)
+    position, and the fused pass reads a graph view in which the masked motif's atoms are hidden: changing the
+    masked motif's id and its atoms' attributes (every atom-feature column) leaves its logits exactly unchanged,
+    while changing another motif's atoms does change them. With `hide_masked_motif_atoms=False` (one GIN pass for
+    both views, the old behaviour) the same perturbation changes the logits: the test can fail."""
+    config = tiny_config(use_motif_id_embeddings=True, hide_masked_motif_atoms=hide)
     model = _model(FineMolTexForPreTraining, config).eval()
     candidates = losses.motif_candidates(batch["motif_input_ids"], batch["motif_attention_mask"], config.num_motif_targets)
-    row = int(candidates.any(1).nonzero()[0])
+    real = batch["motif_attention_mask"].bool().clone()
+    real[:, 0] = False
+    row = int((candidates.any(1) & (real.sum(1) >= 2)).nonzero()[0])  # a molecule with a target and another motif
     slot = int(candidates[row].nonzero()[0])
+    other = int((real[row] & (torch.arange(real.size(1)) != slot)).nonzero()[0])
     motif_mask = torch.zeros_like(candidates)
     motif_mask[row, slot] = True
     word_mask = torch.zeros_like(batch["input_ids"], dtype=torch.bool)
+    word_mask[:, 1] = True
+    num_slots = candidates.size(1)
+    atoms, slots = batch["motif_membership"]
+
+    def perturbed(target_slot):
+        features = batch["graph_atom_features"].clone()
+        owned = atoms[slots == row * num_slots + target_slot]
+        sizes = torch.tensor(config.atom_feature_sizes)
+        features[owned] = (features[owned] + 1 + torch.arange(features.size(1))) % sizes  # every column changes
+        return features
+
     changed_ids = batch["motif_input_ids"].clone()
     changed_ids[row, slot] = 4 + (int(changed_ids[row, slot]) - 4 + 5) % config.num_motif_targets
     with torch.no_grad():
-        a = model(**batch, motif_mask=motif_mask, word_mask=word_mask, output_hidden_states=True)
-        b = model(**dict(batch, motif_input_ids=changed_ids), motif_mask=motif_mask, word_mask=word_mask)
-        unmasked = model(**dict(batch, motif_input_ids=changed_ids), motif_mask=torch.zeros_like(motif_mask),
-                         word_mask=word_mask, output_hidden_states=True)
+        a = model(**batch, motif_mask=motif_mask, word_mask=word_mask, mask_seed=0)
+        b = model(**dict(batch, motif_input_ids=changed_ids, graph_atom_features=perturbed(slot)),
+                  motif_mask=motif_mask, word_mask=word_mask, mask_seed=0)
+        c = model(**dict(batch, graph_atom_features=perturbed(other)), motif_mask=motif_mask, word_mask=word_mask, mask_seed=0)
     assert a.masked_motif_labels.item() != b.masked_motif_labels.item()
-    assert torch.allclose(a.masked_motif_logits, b.masked_motif_logits, atol=1e-6)
-    # sanity: the masked slot's input really differs from the unmasked one
-    assert not torch.allclose(a.fused_motif_hidden_state[row, slot], unmasked.fused_motif_hidden_state[row, slot])
+    assert not torch.equal(a.graph_embeds, b.graph_embeds)  # the coarse pass keeps the clean view
+    assert not torch.allclose(a.masked_motif_logits, c.masked_motif_logits, atol=1e-5)  # other motifs' atoms are seen
+    if hide:
+        assert torch.equal(a.masked_motif_logits, b.masked_motif_logits) and torch.equal(a.mlm_logits, b.mlm_logits)
+    else:
+        assert not torch.allclose(a.masked_motif_logits, b.masked_motif_logits, atol=1e-5)
+
+
+def test_hidden_view_leaves_batchnorm_running_statistics_to_the_clean_view(batch):
+    """The second GIN pass (masked motifs' atoms hidden) normalises with its own batch statistics but does not update
+    the running ones: after a training step they are those of the clean molecules alone, which inference sees."""
+    hide, one_pass = (_model(FineMolTexForPreTraining, tiny_config(hide_masked_motif_atoms=flag)) for flag in (True, False))
+    one_pass.load_state_dict(hide.state_dict())
+    for model in (hide, one_pass):
+        model(**batch, mask_seed=0)
+    for name, buffer in hide.named_buffers():
+        if "running" in name:
+            assert torch.equal(buffer, dict(one_pass.named_buffers())[name]), name
 
 
 # ----------------------------------------------------------------------------------------- scale
@@ -335,21 +367,63 @@ def test_duplicate_molecules_are_not_negatives(config):
     assert torch.allclose(out.loss, expected) and out.loss < plain.loss
 
 
-def test_importance_masking_is_not_uniform(config):
-    """Importance masking (default scores: log frequency rank) masks rare target motifs far more often than
-    frequent ones; uniform masking does not."""
+def _coarse_importance(model, batch):
+    """The importance rule, computed apart from the pre-training forward: cosine similarity of each token's state to
+    its stream's [CLS] state in the pass without co-attention (`FineMolTexModel.forward`'s full stream states)."""
+    with torch.no_grad():
+        out = model.finemoltex(**batch)
+    def cosine(states):
+        return torch.nn.functional.cosine_similarity(states, states[:, :1], dim=-1)
+    return cosine(out.motif_last_hidden_state), cosine(out.text_last_hidden_state)
+
+
+def _top_k(candidates, scores, rate):
+    n = candidates.sum(1)
+    k = torch.where(n > 0, torch.clamp(torch.floor(n * rate + 0.5).long(), min=1), 0)
+    rank = scores.masked_fill(~candidates, float("-inf")).argsort(1, descending=True).argsort(1)
+    return (rank < k[:, None]) & candidates
+
+
+def test_importance_masking_is_the_cls_similarity_of_the_coarse_pass(config, batch):
+    """The default masking is by importance (the paper's): at a near-zero temperature the masks are exactly the
+    top-k motifs and words by cosine similarity to their stream's [CLS] state in the coarse pass."""
+    assert config.motif_masking_strategy == config.word_masking_strategy == "importance"
+    model = _model(FineMolTexForPreTraining, tiny_config(importance_temperature=1e-4, motif_mask_rate=0.4)).eval()
+    motif_scores, word_scores = _coarse_importance(model, batch)
+    motif_candidates = losses.motif_candidates(batch["motif_input_ids"], batch["motif_attention_mask"], config.num_motif_targets)
+    word_candidates = losses.word_candidates(batch["input_ids"], batch["attention_mask"], config.text_special_token_ids)
+    with torch.no_grad():
+        out = model(**batch, mask_seed=0)
+    assert torch.equal(out.motif_mask, _top_k(motif_candidates, motif_scores, 0.4))
+    assert torch.equal(out.word_mask, _top_k(word_candidates, word_scores, config.word_mask_rate))
+
+
+def test_importance_masking_prefers_cls_like_tokens_and_uniform_does_not(config):
+    """Over many fixed-seed draws (default temperature), the masked words and motifs are more CLS-like than the
+    maskable ones on average; uniform masking shows no preference. Counts are exact and specials never masked."""
     g = torch.Generator().manual_seed(0)
-    ids = [4, 4 + config.num_motif_targets - 1, 5, 6]  # most frequent, rarest, two frequent
-    molecules = [make_molecule(g, config, 4, 4, motif_ids=ids) for _ in range(64)]
-    batch = collate_molecules(molecules, [random_text(g, 512, 5) for _ in range(64)])
-    counts = {}
+    molecules = [make_molecule(g, config, 8, 4, motif_ids=[4, 5, 6, 7]) for _ in range(32)]
+    batch = collate_molecules(molecules, [random_text(g, 512, 12) for _ in range(32)])
+    motif_candidates = losses.motif_candidates(batch["motif_input_ids"], batch["motif_attention_mask"], config.num_motif_targets)
+    word_candidates = losses.word_candidates(batch["input_ids"], batch["attention_mask"], config.text_special_token_ids)
+    gaps = {}
     for strategy in ("importance", "uniform"):
-        model = _model(FineMolTexForPreTraining, tiny_config(motif_masking_strategy=strategy, motif_mask_rate=0.25)).eval()
+        model = _model(FineMolTexForPreTraining, tiny_config(motif_masking_strategy=strategy, word_masking_strategy=strategy,
+                                                             importance_temperature=0.05)).eval()
+        motif_scores, word_scores = _coarse_importance(model, batch)
         with torch.no_grad():
-            masks = torch.stack([model(**batch, mask_seed=s).motif_mask for s in range(5)])
-        counts[strategy] = masks.float().mean(dim=(0, 1))[1:]
-    assert counts["importance"][1] > 0.5 and counts["importance"][0] < 0.1
-    assert counts["uniform"].max() - counts["uniform"].min() < 0.15
+            outs = [model(**batch, mask_seed=s) for s in range(10)]
+        motif_masks = torch.stack([o.motif_mask for o in outs])
+        word_masks = torch.stack([o.word_mask for o in outs])
+        assert (motif_masks.sum(2) == 1).all() and (word_masks.sum(2) == 2).all()  # round(0.2 * 4), round(0.2 * 12)
+        assert not (motif_masks & ~motif_candidates).any() and not (word_masks & ~word_candidates).any()
+        gaps[strategy] = [
+            (scores.expand_as(masks)[masks].mean() - scores[candidates].mean()).item()
+            for masks, scores, candidates in ((motif_masks, motif_scores, motif_candidates), (word_masks, word_scores, word_candidates))
+        ]
+    spread = [motif_scores[motif_candidates].std().item(), word_scores[word_candidates].std().item()]
+    for gap, uniform_gap, std in zip(gaps["importance"], gaps["uniform"], spread):
+        assert gap > 0.5 * std and abs(uniform_gap) < 0.25 * std, (gaps, spread)
 
 
 def test_gradient_checkpointing_matches(config, batch):
