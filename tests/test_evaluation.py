@@ -118,3 +118,14 @@ def test_contrastive_only_model_is_evaluated_with_untrained_heads(processor, pai
     out = cross_modal_dependence(model, processor, smiles[:6], texts[:6], batch_size=4, num_resamples=50)
     assert out["heads_trained"] is False and out["num_pairs"] == 6
     assert (model.config.masked_motif_weight, model.config.masked_lm_weight) == (0.0, 0.0)  # restored
+
+
+def test_morgan_count_fingerprints_count_ecfp4_environments():
+    from modeling_finemoltex.chemistry_finemoltex import MoleculeParseError, morgan_count_fingerprints
+
+    counts, kept = morgan_count_fingerprints(["CCO", "c1ccccc1", "not a smiles"], ignore_errors=True)
+    assert counts.shape == (2, 2048) and counts.dtype == np.float32 and kept == [0, 1]
+    assert counts[0].sum() == 6 and (counts == np.round(counts)).all()  # integer environment counts
+    assert counts[1].max() == 6  # benzene: six identical atoms, one environment per radius
+    with pytest.raises(MoleculeParseError):
+        morgan_count_fingerprints(["C(("])
