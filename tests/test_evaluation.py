@@ -3,6 +3,8 @@ paired bootstrap (tiny model on real ChEBI-20 pairs, CPU)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -129,3 +131,28 @@ def test_morgan_count_fingerprints_count_ecfp4_environments():
     assert counts[1].max() == 6  # benzene: six identical atoms, one environment per radius
     with pytest.raises(MoleculeParseError):
         morgan_count_fingerprints(["C(("])
+
+
+# ------------------------------------------------------------------------------------------------ the ablation benchmark
+def test_quality_benchmark_ridge_rows_and_bootstrap_bookkeeping():
+    from _examples import load_example
+
+    bench = load_example("bench_pretrain_quality", folder="benchmarks")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 6)), rng.normal(size=(40, 3))
+    for alpha, w in bench.ridge_path(x, y, [0.5, 10.0]).items():
+        np.testing.assert_allclose(w, np.linalg.solve(x.T @ x + alpha * np.eye(6), x.T @ y), atol=1e-10)
+    # perfect predictions rank every partner first, both ways
+    ranks = bench.ranks_by_cosine(y, y)
+    assert (ranks["text_to_molecule"] == 1).all() and (ranks["molecule_to_text"] == 1).all()
+    # the row table is data: rows a-c are valid overrides of this version's config
+    import pretrain
+
+    for row in "abc":
+        assert pretrain.parse_overrides(json.dumps(bench.ROWS[row][1])) == bench.ROWS[row][1]
+    per_seed = {0: {"text_to_molecule/ranks": [1.0, 2.0, float("nan")]}, 1: {"text_to_molecule/ranks": [1.0, 4.0, 1.0]}}
+    np.testing.assert_allclose(bench.mean_reciprocal_ranks(per_seed)[:2], [1.0, 0.375])
+    results = {"e": {"seeds": per_seed}, "a": {"seeds": {0: {"text_to_molecule/ranks": [2.0, 2.0, 2.0]}}}}
+    out = bench.compare(results, resamples=50)
+    assert list(out) == ["e-a"] and out["e-a"]["num_examples"] == 2  # the NaN (dropped) pair is left out
+    assert out["e-a"]["difference"] == pytest.approx((1.0 + 0.375) / 2 - 0.5)
