@@ -28,6 +28,7 @@ from .editing_finemoltex import (
     evaluate_edits,
     load_edit_criteria,
 )
+from .evaluation_finemoltex import cross_modal_dependence
 from .features_finemoltex import FEATURE_SETS, feature_sizes
 from .graph_checkpoints_finemoltex import GINCheckpointReport, load_gin_checkpoint
 from .graph_pretraining_finemoltex import FineMolTexAttributeMaskingOutput, FineMolTexGraphForAttributeMasking
@@ -90,6 +91,7 @@ __all__ = [
     "MotifVocab",
     "PIPELINE_TASK",
     "collate_graphs",
+    "cross_modal_dependence",
     "edit_molecules",
     "embed_molecules",
     "embed_texts",

@@ -1,7 +1,7 @@
 # Copyright 2026 The finemoltex authors. Licensed under the Apache License, Version 2.0.
 """Chemistry of single molecules with RDKit: SMILES parsing and its errors, the per-molecule atom/bond arrays the
 featurisers and the motif decomposition share, data-set helpers (canonical SMILES, InChIKey, Bemis–Murcko
-scaffolds, scaffold and random splits), Morgan fingerprints and Tanimoto similarity, RDKit descriptors and
+scaffolds, scaffold and random splits), Morgan fingerprints (bits and counts) and Tanimoto similarity, RDKit descriptors and
 substructure counts.
 
 RDKit is imported only by the chemistry modules: this one, `features_finemoltex` and `motifs_finemoltex`.
@@ -416,6 +416,22 @@ def morgan_fingerprint(smiles: str):
     return fp
 
 
+def morgan_count_fingerprints(
+    smiles: Sequence[str], radius: int = 2, size: int = 2048, ignore_errors: bool = False
+) -> tuple[np.ndarray, list[int]]:
+    """Hashed Morgan *count* fingerprints (ECFP4 counts for radius 2) of a batch -> (counts float32 (N_kept, size),
+    kept indices). Unparsable SMILES raise `MoleculeParseError`, or with ``ignore_errors`` are left out of the
+    kept indices (row r belongs to ``smiles[kept[r]]``)."""
+    from rdkit.Chem import rdFingerprintGenerator
+
+    generator = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=size)
+    mols, _, kept = _parse_many(smiles, ignore_errors)
+    out = np.zeros((len(mols), size), dtype=np.float32)
+    for row, mol in enumerate(mols):
+        out[row] = generator.GetCountFingerprintAsNumPy(mol)
+    return out, kept
+
+
 def tanimoto_similarity(reference: str, smiles: Sequence[str]) -> np.ndarray:
     """Tanimoto similarity of Morgan fingerprints (`morgan_fingerprint`) of ``reference`` to each of ``smiles``
     -> float64 (len(smiles),). Raises `MoleculeParseError` naming an unparsable SMILES."""
@@ -487,6 +503,7 @@ __all__ = [
     "is_valid_smiles",
     "molecule_bonds",
     "molecule_descriptors",
+    "morgan_count_fingerprints",
     "morgan_fingerprint",
     "murcko_scaffold",
     "parse_smiles",

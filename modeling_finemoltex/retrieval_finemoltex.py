@@ -626,6 +626,7 @@ def evaluate_retrieval(
     progress: bool = True,
     bf16: bool = False,
     use_evaluate: bool = True,
+    return_ranks: bool = False,
 ) -> dict:
     """Zero-shot retrieval of paired ``smiles[i]`` <-> ``texts[i]`` in both directions, both protocols.
 
@@ -638,6 +639,8 @@ def evaluate_retrieval(
             alias of "expected").
         use_evaluate: compute the metrics through the local evaluate modules (`load_metric`); if they cannot be
             found (an installed package without them), the identical library maths are used, with a warning.
+        return_ranks: also return ``"{direction}/ranks"``, the full-ranking rank of every kept query (a list in
+            kept order, for per-example statistics such as paired bootstrap intervals of MRR differences).
 
     Unparsable SMILES drop their pair from the pool (listed in ``dropped_indices``); in the fixed-candidate
     protocol a query whose first T-1 negatives include a dropped pair is left out (the count per T is reported).
@@ -688,6 +691,8 @@ def evaluate_retrieval(
             values = ranking_metrics(ranks, ks, tied)
         values.pop("num_queries", None)
         results.update({f"{direction}/{k}": v for k, v in values.items()})
+        if return_ranks:
+            results[f"{direction}/ranks"] = [float(r) for r in ranks.tolist()]
         for t in T:
             neg, usable = _remap_negatives(negatives, kept, t)
             key = f"{direction}/accuracy@T{t}"

@@ -362,6 +362,16 @@ def test_evaluate_retrieval_with_dropped_molecule(model, processor, pairs):
     json.dumps(results)
 
 
+def test_evaluate_retrieval_returns_per_query_ranks_on_request(model, processor, pairs):
+    smiles, texts = list(pairs[0][:12]), list(pairs[1][:12])
+    results = evaluate_retrieval(model, processor, smiles, texts, T=(4,), progress=False, return_ranks=True)
+    for direction in ("molecule_to_text", "text_to_molecule"):
+        ranks = np.asarray(results[f"{direction}/ranks"])
+        assert ranks.shape == (12,) and (ranks >= 1).all()
+        assert np.mean(1.0 / ranks) == pytest.approx(results[f"{direction}/mrr"])
+    assert not any(k.endswith("/ranks") for k in evaluate_retrieval(model, processor, smiles, texts, T=(4,), progress=False))
+
+
 # ------------------------------------------------------------------------------------------------ example script
 def _load_example():
     return load_example("zero_shot_retrieval")
