@@ -28,7 +28,14 @@ from torch import nn
 from transformers.utils import ModelOutput
 
 from .configuration_finemoltex import FineMolTexConfig
-from .losses_finemoltex import ATOM_TYPE_MASK_INDEX, IGNORE_INDEX, atom_mask_values, masked_atom_loss, sample_atom_mask
+from .losses_finemoltex import (
+    ATOM_TYPE_MASK_INDEX,
+    IGNORE_INDEX,
+    MaskSeeds,
+    atom_mask_values,
+    masked_atom_loss,
+    sample_atom_mask,
+)
 from .modeling_finemoltex import FineMolTexGraphModel, FineMolTexPreTrainedModel
 
 @dataclass
@@ -72,7 +79,7 @@ class FineMolTexGraphForAttributeMasking(FineMolTexPreTrainedModel):
         self.finemoltex = FineMolTexGraphModel(graph_config)
         self.atom_type_head = nn.Linear(self.finemoltex.graph_encoder.output_size, config.atom_feature_sizes[0])
         self.register_buffer("atom_mask_values", torch.tensor(atom_mask_values(config.atom_feature_sizes)), persistent=False)
-        self._mask_generator: torch.Generator | None = None
+        self._mask_seeds = MaskSeeds()
         self.post_init()
 
     def save_pretrained(self, save_directory, *args, **kwargs):
@@ -95,13 +102,7 @@ class FineMolTexGraphForAttributeMasking(FineMolTexPreTrainedModel):
         return None
 
     def _generator(self, mask_seed: int | None) -> torch.Generator | None:
-        if mask_seed is not None:
-            return torch.Generator().manual_seed(int(mask_seed))
-        if self.config.mask_seed is None:
-            return None
-        if self._mask_generator is None:  # one stream of masks per model instance: new masks every call
-            self._mask_generator = torch.Generator().manual_seed(int(self.config.mask_seed))
-        return self._mask_generator
+        return self._mask_seeds(mask_seed, self.config.mask_seed)
 
     def forward(
         self,

@@ -24,6 +24,24 @@ def _uniform(shape, device, generator: torch.Generator | None) -> torch.Tensor:
     return torch.rand(shape, generator=generator, device=generator.device).to(device)
 
 
+class MaskSeeds:
+    """Where a model's masks come from: a generator seeded by a per-call ``mask_seed``; else one generator per model
+    seeded by ``config.mask_seed`` (new masks every call, the same sequence in every run); else the global RNG
+    (None)."""
+
+    def __init__(self):
+        self._stream: torch.Generator | None = None
+
+    def __call__(self, mask_seed: int | None, config_seed: int | None) -> torch.Generator | None:
+        if mask_seed is not None:
+            return torch.Generator().manual_seed(int(mask_seed))
+        if config_seed is None:
+            return None
+        if self._stream is None:
+            self._stream = torch.Generator().manual_seed(int(config_seed))
+        return self._stream
+
+
 def sample_mask(
     candidates: torch.Tensor,
     rate: float,
@@ -468,6 +486,7 @@ def gather_features(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
 
 
 __all__ = [
+    "MaskSeeds",
     "atom_mask_values",
     "cls_similarity_importance",
     "hide_masked_motif_atoms",

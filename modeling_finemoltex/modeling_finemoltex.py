@@ -51,6 +51,7 @@ from transformers.modeling_utils import get_torch_context_manager_or_global_devi
 from transformers.utils import ModelOutput
 
 from .losses_finemoltex import (
+    MaskSeeds,
     atom_mask_values,
     cls_similarity_importance,
     contrastive_accuracy,
@@ -1082,20 +1083,14 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
         self.mlm_head = FineMolTexPredictionHead(config.text_stream_hidden_size, config.text_config.vocab_size, config)
         # [MASK] state for masked words when the text encoder's states are cached (locked text, `mask_text_states`)
         self.text_state_mask_embedding = nn.Parameter(torch.zeros(config.text_config.hidden_size))
-        self._mask_generator: torch.Generator | None = None
+        self._mask_seeds = MaskSeeds()
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
         return self.finemoltex.get_input_embeddings()
 
     def _generator(self, mask_seed: int | None) -> torch.Generator | None:
-        if mask_seed is not None:
-            return torch.Generator().manual_seed(int(mask_seed))
-        if self.config.mask_seed is None:
-            return None
-        if self._mask_generator is None:  # one stream of masks per model instance: new masks every call
-            self._mask_generator = torch.Generator().manual_seed(int(self.config.mask_seed))
-        return self._mask_generator
+        return self._mask_seeds(mask_seed, self.config.mask_seed)
 
     def forward(
         self,
