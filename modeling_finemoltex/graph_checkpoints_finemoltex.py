@@ -184,6 +184,24 @@ def _own_prefix(state: Mapping[str, torch.Tensor], path: str) -> str | None:
     return prefixes[0]
 
 
+def _copy_into(
+    ours: dict[str, torch.Tensor], updates: dict[str, torch.Tensor], report: GINCheckpointReport, tower: str, strict: bool
+) -> GINCheckpointReport:
+    """Refuse (``strict``) or warn about missing / unexpected keys, then copy ``updates`` into the tower's tensors."""
+    if strict and (report.missing_keys or report.unexpected_keys):
+        raise ValueError(
+            f"GIN checkpoint {report.path!r} does not fit the graph tower ({tower}). Missing keys: "
+            f"{report.missing_keys or 'none'}. Unexpected keys: {report.unexpected_keys or 'none'}."
+        )
+    with torch.no_grad():
+        for key, value in updates.items():
+            ours[key].copy_(value.to(ours[key].dtype))
+    report.loaded_keys = list(updates)
+    if report.missing_keys or report.unexpected_keys:
+        logger.warning("GIN checkpoint loaded partially (strict=False): %s", report)
+    return report
+
+
 def _load_own_layout(encoder: FineMolTexGraphEncoder, state: dict, path: str, prefix: str, strict: bool) -> GINCheckpointReport:
     """Copy a FineMolTex graph tower's state dict (keys under ``prefix``) into ``encoder`` as it is."""
     report = GINCheckpointReport(path=path, prefix=prefix, layout="finemoltex")
@@ -203,19 +221,8 @@ def _load_own_layout(encoder: FineMolTexGraphEncoder, state: dict, path: str, pr
             )
         updates[key] = theirs[key]
     report.unexpected_keys = [prefix + key for key in theirs if key not in ours]
-    if strict and (report.missing_keys or report.unexpected_keys):
-        raise ValueError(
-            f"GIN checkpoint {path!r} does not fit the graph tower ({len(encoder.layers)} layers, "
-            f"{len(encoder.atom_embeddings)} atom-feature columns). Missing keys: {report.missing_keys or 'none'}. "
-            f"Unexpected keys: {report.unexpected_keys or 'none'}."
-        )
-    with torch.no_grad():
-        for key, value in updates.items():
-            ours[key].copy_(value.to(ours[key].dtype))
-    report.loaded_keys = list(updates)
-    if report.missing_keys or report.unexpected_keys:
-        logger.warning("GIN checkpoint loaded partially (strict=False): %s", report)
-    return report
+    tower = f"{len(encoder.layers)} layers, {len(encoder.atom_embeddings)} atom-feature columns"
+    return _copy_into(ours, updates, report, tower, strict)
 
 
 def _check_reference_features(encoder: FineMolTexGraphEncoder) -> None:
@@ -308,16 +315,4 @@ def load_gin_checkpoint(
         used.add(their_key)
     # under the prefix, a key with no place in the tower means another layer count or another GIN variant
     report.unexpected_keys = [prefix + key for key in theirs if key not in used]
-    if strict and (report.missing_keys or report.unexpected_keys):
-        raise ValueError(
-            f"GIN checkpoint {path!r} does not fit the graph tower ({len(encoder.layers)} layers). "
-            f"Missing keys: {report.missing_keys or 'none'}. Unexpected keys: {report.unexpected_keys or 'none'}."
-        )
-
-    with torch.no_grad():
-        for our_key, value in updates.items():
-            ours[our_key].copy_(value.to(ours[our_key].dtype))
-    report.loaded_keys = list(updates)
-    if report.missing_keys or report.unexpected_keys:
-        logger.warning("GIN checkpoint loaded partially (strict=False): %s", report)
-    return report
+    return _copy_into(ours, updates, report, f"{len(encoder.layers)} layers", strict)
