@@ -28,8 +28,18 @@ writes JSON.
 Rows d and e need the config field ``word_masking_strategy``; where it does not exist yet they fail before any
 training (the check runs first).
 
+Variants: ``--tag NAME`` with ``--extra_overrides JSON`` (merged into every row's overrides) and/or
+``--graph_model_name_or_path FILE`` (the GIN the rows start from) runs rows under the key ``row/NAME`` (``e/gin``); a
+tagged row is also compared with the untagged row of the same letter and with untagged (a). Each finished
+row and seed is kept in ``<work_dir>/result_<row>_seed_<s>.json`` and read back by a later run with the same work
+dir (``--rerun`` to train again), so an interrupted ablation loses one run at most. Rows can run as separate
+processes at once (``--cpu_threads 1`` each: on 2 cores two one-thread runs do more work per hour than one
+two-thread run) and ``--merge A.json B.json ...`` prints the combined table and comparisons of their reports.
+
     python benchmarks/bench_pretrain_quality.py                                   # the full ablation (~15 h)
     python benchmarks/bench_pretrain_quality.py --rows a e anchor --seeds 0 --max_steps 300 --max_minutes 6
+    python benchmarks/bench_pretrain_quality.py --rows a e --tag gin --graph_model_name_or_path runs/gin-zinc/graph_model.pt
+    python benchmarks/bench_pretrain_quality.py --merge runs/q/bench_pretrain_quality.json runs/q_gin/bench_pretrain_quality.json
     python benchmarks/bench_pretrain_quality.py --rows a anchor --seeds 0 --max_steps 3     # smoke test
 """
 
@@ -64,8 +74,8 @@ ROWS: dict[str, tuple[str, dict]] = {
 }
 ANCHOR = "anchor"
 ANCHOR_NAME = "ECFP4 counts -> ridge -> MiniLM (no pre-training)"
-#: (minuend, subtrahend) of the text->molecule MRR bootstrap comparisons
-COMPARISONS = (("e", "a"), ("e", "d"), ("e", ANCHOR))
+#: rows the full model (e) is compared with, besides (a): text->molecule MRR bootstrap comparisons
+FULL_MODEL_COMPARISONS = ("d", ANCHOR)
 DIRECTIONS = (("text_to_molecule", "t->m"), ("molecule_to_text", "m->t"))
 RIDGE_ALPHAS = tuple(10.0 ** k for k in range(-1, 6))
 
@@ -194,6 +204,17 @@ def run_anchor(train, test, radius: int = 2, size: int = 2048, cache_dir: Path |
 
 
 # ------------------------------------------------------------------------------------------------ neural rows
+def row_key(row: str, tag: str | None) -> str:
+    """The result key of a row in a (possibly tagged) run: "e", or "e/gin" with ``--tag gin``."""
+    return f"{row}/{tag}" if tag else row
+
+
+def row_overrides(row: str, extra: dict) -> dict:
+    """A row's config overrides with the run's ``--extra_overrides``; the row's own ablation switches win (so
+    an extra override can never turn row a's masked objectives back on)."""
+    return {**extra, **ROWS[row][1]}
+
+
 def pretrain_and_evaluate(row: str, seed: int, args, train_file: Path, test, work: Path) -> dict:
     import torch
 
@@ -201,16 +222,20 @@ def pretrain_and_evaluate(row: str, seed: int, args, train_file: Path, test, wor
     from modeling_finemoltex import FineMolTexForPreTraining, FineMolTexProcessor, evaluate_retrieval
     from modeling_finemoltex.evaluation_finemoltex import cross_modal_dependence
 
-    out = work / f"row_{row}_seed_{seed}"
+    out = work / f"row_{row_key(row, args.tag).replace('/', '-')}_seed_{seed}"
     argv = [
         "--train_file", str(train_file), "--output_dir", str(out), "--checkpoint_dir", str(work / "checkpoints" / out.name),
         "--max_steps", str(args.max_steps), "--max_train_minutes", str(args.max_minutes),
         "--per_device_train_batch_size", str(args.batch_size), "--logging_steps", "50", "--save_strategy", "no",
         "--eval_strategy", "no", "--seed", str(seed), "--disable_tqdm", "true", "--report_to", "none",
-        "--config_overrides", json.dumps(ROWS[row][1]),
+        "--config_overrides", json.dumps(row_overrides(row, args.extra_overrides)),
     ]
     if args.cache_dir:
         argv += ["--cache_dir", args.cache_dir]
+    if args.graph_model_name_or_path:
+        argv += ["--graph_model_name_or_path", args.graph_model_name_or_path]
+    if args.cpu_threads:
+        argv += ["--cpu_threads", str(args.cpu_threads)]
     summary = pretrain.main(argv)
     model = FineMolTexForPreTraining.from_pretrained(out).eval()
     processor = FineMolTexProcessor.from_pretrained(out)
@@ -261,11 +286,28 @@ def mean_reciprocal_ranks(per_seed: dict, direction: str = "text_to_molecule") -
     return np.mean([1.0 / np.asarray(m[f"{direction}/ranks"], dtype=np.float64) for m in per_seed.values()], axis=0)
 
 
+def comparison_pairs(keys) -> list[tuple[str, str]]:
+    """(minuend, subtrahend) result keys to compare: every neural row with (a) of its tag, a tagged row also with
+    untagged (a) and with the untagged row of its letter, and the full model (e) also with (d) of its tag and the
+    anchor. Only pairs whose both rows ran."""
+    keys = list(keys)
+    pairs = []
+    for key in keys:
+        row, _, tag = key.partition("/")
+        if row == ANCHOR:
+            continue
+        others = [row_key("a", tag)] + (["a", row] if tag else [])
+        if row == "e":
+            others += [row_key("d", tag) if other == "d" else other for other in FULL_MODEL_COMPARISONS]
+        pairs += [(key, other) for other in dict.fromkeys(others) if other != key and other in keys]
+    return pairs
+
+
 def compare(results: dict, resamples: int) -> dict:
     from modeling_finemoltex.evaluation_finemoltex import paired_bootstrap_difference
 
     out = {}
-    for left, right in COMPARISONS:
+    for left, right in comparison_pairs(results):
         if left in results and right in results:
             a, b = mean_reciprocal_ranks(results[left]["seeds"]), mean_reciprocal_ranks(results[right]["seeds"])
             both = np.isfinite(a) & np.isfinite(b)
@@ -276,14 +318,14 @@ def compare(results: dict, resamples: int) -> dict:
 def print_table(results: dict, comparisons: dict, num_test: int) -> None:
     width = 10
     print(f"\nHeld-out ChEBI-20 ({num_test} pairs; full ranking over all of them, pessimistic ties); mean ± std over seeds")
-    print(f"{'row':8s}{'':34s}" + "".join(f"{name:>{width + 6}s}" for name, _ in TABLE))
+    print(f"{'row':12s}{'':34s}" + "".join(f"{name:>{width + 6}s}" for name, _ in TABLE))
     for row, entry in results.items():
         cells = []
         for _, key in TABLE:
             m, s = entry["mean"].get(key), entry["std"].get(key)
             cells.append(f"{'n/a':>{width + 6}s}" if m is None or (isinstance(m, float) and math.isnan(m))
                          else f"{m:>{width}.3f} ±{s:.3f}")
-        print(f"{row:8s}{entry['name'][:33]:34s}" + "".join(cells))
+        print(f"{row:12s}{entry['name'][:33]:34s}" + "".join(cells))
     chance = sum(1 / k for k in range(1, num_test + 1)) / num_test
     print(f"(chance: MRR {chance:.3f}, R@1 {1 / num_test:.3f}, R@10 {min(1, 10 / num_test):.3f}; gaps: paired minus "
           "deranged partner, same masks; row a's heads are untrained)")
@@ -293,6 +335,21 @@ def print_table(results: dict, comparisons: dict, num_test: int) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ main
+def merge_reports(paths: list[str]) -> dict:
+    """Several runs' JSON reports (same held-out split) -> one report: their rows, re-summarised and compared."""
+    reports = [json.loads(Path(p).read_text()) for p in paths]
+    splits = {json.dumps(r["split"], sort_keys=True) for r in reports}
+    if len(splits) > 1 or len({r["num_held_out"] for r in reports}) > 1:
+        raise SystemExit(f"--merge: the reports were made on different splits ({', '.join(paths)})")
+    rows: dict = {}
+    for path, report in zip(paths, reports):
+        for key, entry in report["rows"].items():
+            if key in rows:
+                raise SystemExit(f"--merge: row {key!r} is in more than one report (again in {path}); tag one of the runs")
+            rows[key] = entry
+    return {**reports[0], "args": {"merged": paths}, "rows": rows}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", default=str(REPO.parent / "shared" / "data"))
@@ -305,7 +362,26 @@ def main(argv=None):
     parser.add_argument("--cache_dir", default=None, help="tokenised-data cache (default: pretrain.py's)")
     parser.add_argument("--work_dir", default=None)
     parser.add_argument("--output_json", default=None, help="default: <work_dir>/bench_pretrain_quality.json")
+    parser.add_argument("--tag", default=None, help="variant name: rows are reported as row/TAG")
+    parser.add_argument("--extra_overrides", type=json.loads, default={}, help="JSON config overrides added to every row (needs --tag)")
+    parser.add_argument("--graph_model_name_or_path", default=None, help="GIN checkpoint every neural row starts from (needs --tag)")
+    parser.add_argument("--cpu_threads", type=int, default=None, help="torch threads of each pre-training run")
+    parser.add_argument("--rerun", action="store_true", help="train again even where a result file exists")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON", help="print the table of these reports, run nothing")
     args = parser.parse_args(argv)
+    if (args.extra_overrides or args.graph_model_name_or_path) and not args.tag:
+        parser.error("--extra_overrides and --graph_model_name_or_path change the rows: name the variant with --tag")
+    if args.tag and ("/" in args.tag or not args.tag.strip()):
+        parser.error(f"--tag {args.tag!r}: a non-empty name without '/'")
+
+    if args.merge:
+        report = merge_reports(args.merge)
+        report["comparisons"] = compare(report["rows"], args.bootstrap_resamples)
+        print_table(report["rows"], report["comparisons"], report["num_held_out"])
+        if args.output_json:
+            Path(args.output_json).write_text(json.dumps(report, indent=1, default=str))
+            print(f"wrote {args.output_json}")
+        return report
 
     import pretrain
     from modeling_finemoltex.pairs_finemoltex import load_splits
@@ -313,9 +389,11 @@ def main(argv=None):
     neural = [r for r in ROWS if r in args.rows]
     for row in neural:  # unknown config fields fail here, before hours of training
         try:
-            pretrain.parse_overrides(json.dumps(ROWS[row][1]))
+            pretrain.parse_overrides(json.dumps(row_overrides(row, args.extra_overrides)))
         except ValueError as err:
             parser.error(f"row {row} ({ROWS[row][0]}) cannot run on this version: {err}")
+    if args.graph_model_name_or_path and not Path(args.graph_model_name_or_path).is_file():
+        parser.error(f"--graph_model_name_or_path {args.graph_model_name_or_path}: no such file")
     work = Path(args.work_dir or f"/tmp/finemoltex_quality_{int(time.time())}")
     work.mkdir(parents=True, exist_ok=True)
     train_file = training_file(Path(args.data_dir), work)
@@ -323,6 +401,10 @@ def main(argv=None):
     train, test = train_ds.to_dict(), test_ds.to_dict()
     print(f"{len(train['smiles'])} training pairs, {len(test['smiles'])} held out ({info['validation']})", flush=True)
 
+    variant = " + ".join(
+        ([json.dumps(args.extra_overrides)] if args.extra_overrides else [])
+        + ([f"GIN {Path(args.graph_model_name_or_path).name}"] if args.graph_model_name_or_path else [])
+    )
     results: dict = {}
     if ANCHOR in args.rows:
         anchor = run_anchor(train, test, cache_dir=work)
@@ -330,17 +412,26 @@ def main(argv=None):
         print(f"anchor (alpha {anchor['alpha']:g}): t->m MRR {anchor['text_to_molecule/mrr']:.3f}, "
               f"m->t MRR {anchor['molecule_to_text/mrr']:.3f} over {anchor['num_candidates']} candidates", flush=True)
     for row in neural:
+        key = row_key(row, args.tag)
         per_seed = {}
         for seed in args.seeds:
-            per_seed[seed] = pretrain_and_evaluate(row, seed, args, train_file, test, work)
+            saved = work / f"result_{key.replace('/', '-')}_seed_{seed}.json"
+            if saved.is_file() and not args.rerun:
+                per_seed[seed] = json.loads(saved.read_text())
+                print(f"row {key} seed {seed}: read back from {saved}", flush=True)
+            else:
+                per_seed[seed] = pretrain_and_evaluate(row, seed, args, train_file, test, work)
+                saved.write_text(json.dumps(per_seed[seed], default=str))
             m = per_seed[seed]
-            print(f"row {row} seed {seed}: {m['train']['steps']} steps; t->m MRR {m['text_to_molecule/mrr']:.3f}, "
+            print(f"row {key} seed {seed}: {m['train']['steps']} steps; t->m MRR {m['text_to_molecule/mrr']:.3f}, "
                   f"motif gap {m['masked_motif_accuracy/gap']:+.3f}, word gap {m['masked_word_accuracy/gap']:+.3f}",
                   flush=True)
-        results[row] = {"name": ROWS[row][0], "overrides": ROWS[row][1], "seeds": per_seed}
+        name = ROWS[row][0] + (f" + {variant}" if variant else "")
+        results[key] = {"name": name, "overrides": row_overrides(row, args.extra_overrides),
+                        "graph_model": args.graph_model_name_or_path, "seeds": per_seed}
     for entry in results.values():
         entry["mean"], entry["std"] = summarise(entry["seeds"])
-    ordered = {r: results[r] for r in [*neural, ANCHOR] if r in results}
+    ordered = {k: results[k] for k in [*(row_key(r, args.tag) for r in neural), ANCHOR] if k in results}
     comparisons = compare(ordered, args.bootstrap_resamples)
     print_table(ordered, comparisons, len(test["smiles"]))
     report = {"args": vars(args), "train_file": str(train_file), "split": info, "num_train": len(train["smiles"]),

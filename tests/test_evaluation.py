@@ -156,3 +156,35 @@ def test_quality_benchmark_ridge_rows_and_bootstrap_bookkeeping():
     out = bench.compare(results, resamples=50)
     assert list(out) == ["e-a"] and out["e-a"]["num_examples"] == 2  # the NaN (dropped) pair is left out
     assert out["e-a"]["difference"] == pytest.approx((1.0 + 0.375) / 2 - 0.5)
+
+
+def test_quality_benchmark_variants_compare_merge_and_keep_ablation_switches(tmp_path):
+    from _examples import load_example
+
+    bench = load_example("bench_pretrain_quality", folder="benchmarks")
+    # a variant's extra overrides never switch a row's ablated objective back on
+    assert bench.row_overrides("a", {"masked_lm_weight": 0.7, "motif_mask_rate": 0.5}) == {
+        "masked_lm_weight": 0.0, "motif_mask_rate": 0.5, "masked_motif_weight": 0.0}
+    assert bench.row_key("e", None) == "e" and bench.row_key("e", "gin") == "e/gin"
+    keys = ["a", "d", "e", "a/gin", "e/gin", "b/gin", bench.ANCHOR]
+    assert bench.comparison_pairs(keys) == [
+        ("d", "a"), ("e", "a"), ("e", "d"), ("e", bench.ANCHOR),
+        ("a/gin", "a"),
+        ("e/gin", "a/gin"), ("e/gin", "a"), ("e/gin", "e"), ("e/gin", bench.ANCHOR),
+        ("b/gin", "a/gin"), ("b/gin", "a"),
+    ]
+    # --merge: rows of several reports, one table; a repeated row or another split is refused
+    seeds = {"0": {"text_to_molecule/ranks": [1.0, 2.0], "text_to_molecule/mrr": 0.75}}
+    base = {"split": {"validation": "10%"}, "num_held_out": 2}
+    first, second, clash = tmp_path / "1.json", tmp_path / "2.json", tmp_path / "3.json"
+    first.write_text(json.dumps({**base, "rows": {"a": {"name": "a", "seeds": seeds, "mean": {}, "std": {}}}}))
+    second.write_text(json.dumps({**base, "rows": {"e/gin": {"name": "e", "seeds": seeds, "mean": {}, "std": {}}}}))
+    report = bench.main(["--merge", str(first), str(second), "--bootstrap_resamples", "20"])
+    assert list(report["rows"]) == ["a", "e/gin"] and report["comparisons"]["e/gin-a"]["difference"] == 0.0
+    clash.write_text(json.dumps({**base, "split": {"validation": "20%"}, "rows": {}}))
+    with pytest.raises(SystemExit, match="different splits"):
+        bench.main(["--merge", str(first), str(clash)])
+    with pytest.raises(SystemExit, match="more than one report"):
+        bench.main(["--merge", str(first), str(first)])
+    with pytest.raises(SystemExit):  # a variant needs a name
+        bench.main(["--rows", "e", "--extra_overrides", '{"motif_mask_rate": 0.5}'])
