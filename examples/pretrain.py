@@ -397,7 +397,7 @@ def prepare_data(model_args, data_args, text_path, text_config, text_tokenizer, 
 CONTINUATION_OVERRIDES = frozenset({
     "contrastive_weight", "masked_lm_weight", "masked_motif_weight", "contrastive_temperature", "gather_negatives",
     "word_mask_rate", "motif_mask_rate", "word_masking_scheme", "motif_masking_strategy", "word_masking_strategy",
-    "importance_temperature", "hide_masked_motif_atoms",
+    "importance_temperature", "hide_masked_motif_atoms", "hide_masked_words",
     "mask_seed", "gnn_dropout", "hidden_dropout_prob", "attention_dropout_prob", "check_inputs",
 })
 

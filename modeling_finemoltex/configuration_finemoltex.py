@@ -235,6 +235,11 @@ class FineMolTexConfig(PreTrainedConfig):
     (contrastive embeddings, importance) keeps the clean view. False: one GIN pass serves both (leaks; the second
     pass cost ~8% of a small-preset CPU step, batch 16 with cached text states: 1.16 s against 1.08 s, and the
     importance scores ~5% more: 1.08 s against 1.03 s for uniform masks).
+    hide_masked_words (False): with cached states of a locked text encoder, the fused pass masks words at the
+    text-stream input, but the cached states of the other words were computed with the masked word in view (the
+    encoder's self-attention), so its identity leaks through its neighbours. True runs the locked encoder, without
+    gradient, on the masked ids for the fused pass (the coarse pass keeps the cache), as the trained-encoder path
+    masks the ids; it costs one encoder forward per step. Without cached states it changes nothing.
     mask_seed (None: masks from the global RNG; an int seeds a per-model generator);
     contrastive_weight (1.0), masked_lm_weight (0.5), masked_motif_weight (1.0).
     atom_mask_rate (0.15): graph pre-training by attribute masking only ([`FineMolTexGraphForAttributeMasking`],
@@ -314,6 +319,7 @@ class FineMolTexConfig(PreTrainedConfig):
     word_masking_strategy: Literal["uniform", "importance"] = "importance"
     importance_temperature: float = 0.2
     hide_masked_motif_atoms: bool = True
+    hide_masked_words: bool = False
     mask_seed: int | None = None
     contrastive_weight: float = 1.0
     masked_lm_weight: float = 0.5

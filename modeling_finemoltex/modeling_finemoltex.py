@@ -1070,7 +1070,9 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
       MLM head (text vocabulary). With `text_encoder_states` (B, L, H) — cached token states of a locked encoder
       (`text_states_finemoltex`) — the encoder does not run at all: the coarse pass (and the word importance)
       projects the states as they are, and the masked text is the same states with the masked words replaced at
-      the stream input (`mask_text_states`; the MLM targets stay the original ids).
+      the stream input (`mask_text_states`; the MLM targets stay the original ids). Those states leak: the encoder
+      computed every neighbour's state with the masked word in view. `hide_masked_words=True` runs the locked
+      encoder (no gradient) on the masked ids for the fine pass instead, as the trained-encoder path does.
 
     With `masked_motif_weight` and `masked_lm_weight` both 0 (contrastive-only pre-training) the fine branch is
     skipped altogether (no masking, no second text pass, no fused pass): its outputs are None.
@@ -1205,7 +1207,14 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
 
         # ---- masked text: the masked ids through the encoder, or, with cached states of a locked encoder, the masked
         # words replaced at the stream input (no encoder pass at all)
-        if encoder_states is not None:
+        if encoder_states is not None and config.hide_masked_words:
+            # the cached states were computed on the clean text, so every neighbour's state carries the masked word
+            # (self-attention): run the locked encoder on the masked ids instead (no gradient: it is locked)
+            with torch.no_grad():
+                kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+                masked_states = model.text_model(input_ids=masked_input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+            masked_text = model.text_input_projection(masked_states.to(model.text_input_projection_dtype))
+        elif encoder_states is not None:
             masked_states = mask_text_states(
                 encoder_states, word_mask, self.text_state_mask_embedding, candidates, config.word_masking_scheme, generator
             )
@@ -1248,7 +1257,7 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
                 + config.masked_motif_weight * masked_motif_loss
                 + config.masked_lm_weight * masked_lm_loss
             )
-            if text_encoder_states is None:  # unused [MASK] state: keep it in the graph (a zero gradient) for DDP
+            if text_encoder_states is None or config.hide_masked_words:  # unused [MASK] state: a zero gradient (DDP)
                 loss = loss + 0.0 * self.text_state_mask_embedding.sum()
         output = FineMolTexForPreTrainingOutput(
             loss=loss,

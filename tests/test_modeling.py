@@ -313,6 +313,37 @@ def test_masked_motif_prediction_does_not_see_the_masked_motif(batch, hide):
         assert not torch.allclose(a.masked_motif_logits, b.masked_motif_logits, atol=1e-5)
 
 
+@pytest.mark.parametrize("hide", [True, False])
+def test_masked_word_prediction_from_cached_states_does_not_see_the_masked_word(batch, hide):
+    """With cached states of a locked encoder, replacing a masked word's state at the stream input is not enough: the
+    encoder computed its neighbours' states with the word in view. `hide_masked_words=True` runs the locked encoder
+    on the masked ids for the fused pass, so changing the masked word (and the cache with it) leaves the MLM logits
+    exactly unchanged; with False the same change moves them (the leak, so the test can fail)."""
+    config = tiny_config(hide_masked_words=hide, word_masking_scheme="mask")
+    model = _model(FineMolTexForPreTraining, config).eval()
+    for parameter in model.finemoltex.text_model.parameters():
+        parameter.requires_grad_(False)  # locked, as with cached states
+    word_mask = torch.zeros_like(batch["input_ids"], dtype=torch.bool)
+    word_mask[:, 1] = True
+    motif_mask = losses.motif_candidates(batch["motif_input_ids"], batch["motif_attention_mask"], config.num_motif_targets)
+    changed_ids = batch["input_ids"].clone()
+    changed_ids[:, 1] = 104 + (changed_ids[:, 1] - 104 + 7) % (config.text_config.vocab_size - 104)
+
+    def run(input_ids):
+        with torch.no_grad():
+            states = model.finemoltex.text_model(input_ids=input_ids, attention_mask=batch["attention_mask"]).last_hidden_state
+            return model(**dict(batch, input_ids=input_ids), text_encoder_states=states, motif_mask=motif_mask,
+                         word_mask=word_mask, mask_seed=0)
+
+    a, b = run(batch["input_ids"]), run(changed_ids)
+    assert not torch.equal(a.mlm_labels, b.mlm_labels)
+    assert not torch.equal(a.text_embeds, b.text_embeds)  # the coarse pass reads the clean (changed) text
+    if hide:
+        assert torch.equal(a.mlm_logits, b.mlm_logits) and torch.equal(a.masked_motif_logits, b.masked_motif_logits)
+    else:
+        assert not torch.allclose(a.mlm_logits, b.mlm_logits, atol=1e-5)
+
+
 def test_hidden_view_leaves_batchnorm_running_statistics_to_the_clean_view(batch):
     """The second GIN pass (masked motifs' atoms hidden) normalises with its own batch statistics but does not update
     the running ones: after a training step they are those of the clean molecules alone, which inference sees."""
