@@ -33,8 +33,9 @@ Variants: ``--tag NAME`` with ``--extra_overrides JSON`` (merged into every row'
 tagged row is also compared with the untagged row of the same letter and with untagged (a). Each finished
 row and seed is kept in ``<work_dir>/result_<row>_seed_<s>.json`` and read back by a later run with the same work
 dir (``--rerun`` to train again), so an interrupted ablation loses one run at most. Rows can run as separate
-processes at once (``--cpu_threads 1`` each: on 2 cores two one-thread runs do more work per hour than one
-two-thread run) and ``--merge A.json B.json ...`` prints the combined table and comparisons of their reports.
+processes (``--cpu_threads`` each, never more threads in all than cores: with two two-thread runs on 2 cores a
+full-model run fell from ~0.8 to ~0.1 steps/s) and ``--merge A.json B.json ...`` prints the combined table and
+comparisons of their reports.
 
     python benchmarks/bench_pretrain_quality.py                                   # the full ablation (~15 h)
     python benchmarks/bench_pretrain_quality.py --rows a e anchor --seeds 0 --max_steps 300 --max_minutes 6
