@@ -1209,10 +1209,16 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
         # words replaced at the stream input (no encoder pass at all)
         if encoder_states is not None and config.hide_masked_words:
             # the cached states were computed on the clean text, so every neighbour's state carries the masked word
-            # (self-attention): run the locked encoder on the masked ids instead (no gradient: it is locked)
-            with torch.no_grad():
-                kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
-                masked_states = model.text_model(input_ids=masked_input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+            # (self-attention): run the locked encoder on the masked ids instead (no gradient: it is locked; no
+            # dropout: the cache it stands beside was computed in eval mode)
+            kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+            was_training = model.text_model.training
+            model.text_model.eval()
+            try:
+                with torch.no_grad():
+                    masked_states = model.text_model(input_ids=masked_input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+            finally:
+                model.text_model.train(was_training)
             masked_text = model.text_input_projection(masked_states.to(model.text_input_projection_dtype))
         elif encoder_states is not None:
             masked_states = mask_text_states(
