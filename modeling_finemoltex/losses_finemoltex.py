@@ -317,6 +317,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         count = valid.sum().clamp(min=1).float()
         grad_h = torch.zeros(h_mm.shape, dtype=torch.float32, device=hidden.device)
         grad_w = None
+        need_grad_w = ctx.needs_input_grad[1]  # False for a frozen decoder (a locked encoder's word embeddings)
         grad_b = torch.zeros_like(b) if b is not None else None
         total = grad_h.new_zeros(())
         # the (chunk, V) buffer is reused in place from logits to gradient (no second buffer of that size)
@@ -343,12 +344,13 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 grad_b += grad_logits.sum(0)
             grad_mm = grad_logits.to(matmul_dtype)
             grad_h[rows] = grad_mm @ w_mm
-            chunk_grad_w = grad_mm.t() @ h_mm[rows]
-            grad_w = chunk_grad_w.float() if grad_w is None else grad_w.add_(chunk_grad_w)
-        if grad_w is None:  # no rows
-            grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
+            if need_grad_w:
+                chunk_grad_w = grad_mm.t() @ h_mm[rows]
+                grad_w = chunk_grad_w.float() if grad_w is None else grad_w.add_(chunk_grad_w)
+        if grad_w is None:  # no rows, or no gradient wanted
+            grad_w = torch.zeros(weight.shape if need_grad_w else (0,), dtype=torch.float32, device=weight.device)
         ctx.save_for_backward(grad_h[:num_rows], grad_w, grad_b if grad_b is not None else torch.empty(0))
-        ctx.has_bias = b is not None
+        ctx.has_bias, ctx.need_grad_w = b is not None, need_grad_w
         ctx.dtypes = (hidden.dtype, weight.dtype, bias.dtype if bias is not None else None)
         return total / count
 
@@ -360,7 +362,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         # in place: the saved gradients are used once, and a (V, D) buffer is most of this head's memory traffic
         return (
             grad_h.mul_(g).to(ctx.dtypes[0]),
-            grad_w.mul_(g).to(ctx.dtypes[1]),
+            grad_w.mul_(g).to(ctx.dtypes[1]) if ctx.need_grad_w else None,
             grad_b.mul_(g).to(ctx.dtypes[2]) if ctx.has_bias else None,
             None,
             None,

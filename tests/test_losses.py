@@ -286,6 +286,23 @@ def test_linear_cross_entropy_matches_the_unfused_loss_and_gradients(chunk_size)
         torch.testing.assert_close(got.grad, want.grad, rtol=1e-5, atol=1e-6)
 
 
+def test_linear_cross_entropy_with_a_frozen_weight_gives_the_same_loss_and_input_gradients():
+    # a frozen decoder (a locked encoder's word embeddings): no weight gradient formed, the rest unchanged
+    gen = torch.Generator().manual_seed(2)
+    hidden, weight, bias = torch.randn(9, 6, generator=gen), torch.randn(13, 6, generator=gen), torch.randn(13, generator=gen)
+    labels = torch.tensor([1, 12, -100, 0, 4, 4, 7, -100, 2])
+    h, b = hidden.clone().requires_grad_(), bias.clone().requires_grad_()
+    h_ref, b_ref = hidden.clone().requires_grad_(), bias.clone().requires_grad_()
+    fused = L.linear_cross_entropy(h, weight, b, labels, chunk_size=4)
+    plain = L.masked_cross_entropy(F.linear(h_ref, weight, b_ref), labels)
+    fused.backward()
+    plain.backward()
+    torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(h.grad, h_ref.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(b.grad, b_ref.grad, rtol=1e-5, atol=1e-6)
+    assert weight.grad is None
+
+
 def test_linear_cross_entropy_without_labels_is_zero_and_attached():
     hidden, weight = torch.randn(3, 4, requires_grad=True), torch.randn(6, 4, requires_grad=True)
     loss = L.linear_cross_entropy(hidden, weight, None, torch.full((3,), -100))
