@@ -240,6 +240,11 @@ class FineMolTexConfig(PreTrainedConfig):
     encoder's self-attention), so its identity leaks through its neighbours. True runs the locked encoder, without
     gradient, on the masked ids for the fused pass (the coarse pass keeps the cache), as the trained-encoder path
     masks the ids; it costs one encoder forward per step. Without cached states it changes nothing.
+    mlm_decoder ("linear"): how the MLM head maps a word's state to vocabulary logits. "linear": its own decoder
+    (vocab x text_stream_hidden_size, trained from scratch). "text_embeddings": the text encoder's input word
+    embeddings (BERT's tying, across the width gap: the head's dense layer maps the stream width to the encoder's),
+    plus the head's own bias; trained with the encoder, fixed when it is locked, so the head starts knowing which
+    words are alike instead of learning ~V x D decoder weights from masked words alone.
     mask_seed (None: masks from the global RNG; an int seeds a per-model generator);
     contrastive_weight (1.0), masked_lm_weight (0.5), masked_motif_weight (1.0).
     atom_mask_rate (0.15): graph pre-training by attribute masking only ([`FineMolTexGraphForAttributeMasking`],
@@ -320,6 +325,7 @@ class FineMolTexConfig(PreTrainedConfig):
     importance_temperature: float = 0.2
     hide_masked_motif_atoms: bool = True
     hide_masked_words: bool = False
+    mlm_decoder: Literal["linear", "text_embeddings"] = "linear"
     mask_seed: int | None = None
     contrastive_weight: float = 1.0
     masked_lm_weight: float = 0.5
@@ -396,6 +402,8 @@ class FineMolTexConfig(PreTrainedConfig):
             raise ValueError(f"`gnn_jk` must be 'last', 'sum' or 'concat', got {self.gnn_jk!r}.")
         if self.word_masking_scheme not in ("bert", "mask"):
             raise ValueError(f"`word_masking_scheme` must be 'bert' or 'mask', got {self.word_masking_scheme!r}.")
+        if self.mlm_decoder not in ("linear", "text_embeddings"):
+            raise ValueError(f"`mlm_decoder` must be 'linear' or 'text_embeddings', got {self.mlm_decoder!r}.")
         for name in ("motif_masking_strategy", "word_masking_strategy"):
             if getattr(self, name) not in ("uniform", "importance"):
                 raise ValueError(f"`{name}` must be 'uniform' or 'importance', got {getattr(self, name)!r}.")

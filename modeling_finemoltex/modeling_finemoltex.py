@@ -563,6 +563,28 @@ class FineMolTexPredictionHead(nn.Module):
         return self.decoder(self.transform(hidden_states))
 
 
+class FineMolTexEmbeddingDecoderHead(nn.Module):
+    """MLM head that decodes with the text encoder's input word embeddings (`mlm_decoder="text_embeddings"`):
+    dense (Dt -> H) + activation + LayerNorm(H), then logits = x @ E.T + bias, where E (V, H) is handed in by the
+    caller. E belongs to the text encoder (trained with it, fixed when it is locked); the head owns only the bias."""
+
+    def __init__(self, hidden_size: int, embedding_size: int, vocab_size: int, config: FineMolTexConfig):
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, embedding_size)
+        self.activation = ACT2FN[config.hidden_act]
+        self.norm = nn.LayerNorm(embedding_size, eps=config.layer_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(vocab_size))
+
+    def transform(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """(n, Dt) -> (n, H)."""
+        return self.norm(self.activation(self.dense(hidden_states)))
+
+    def forward(self, hidden_states: torch.Tensor, word_embeddings: torch.Tensor) -> torch.Tensor:
+        """(n, Dt), (V, H) -> logits (n, V)."""
+        hidden = self.transform(hidden_states)
+        return F.linear(hidden, word_embeddings.to(hidden.dtype), self.bias.to(hidden.dtype))
+
+
 # ================================================================================================ input checks
 def check_batch(config: FineMolTexConfig, batch: dict, values: bool = True) -> None:
     """Raise `ValueError` for a batch that breaks the contract. Shape checks always; value checks (one host
@@ -788,6 +810,8 @@ class FineMolTexPreTrainedModel(PreTrainedModel):
             init.constant_(module.logit_scale, math.log(1.0 / self.config.contrastive_temperature))
         elif isinstance(module, FineMolTexForPreTraining):
             init.normal_(module.text_state_mask_embedding, mean=0.0, std=std)
+        elif isinstance(module, FineMolTexEmbeddingDecoderHead):
+            init.zeros_(module.bias)
 
 
 # ================================================================================================ base model
@@ -1082,7 +1106,13 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
         super().__init__(config)
         self.finemoltex = FineMolTexModel(config)
         self.motif_head = FineMolTexPredictionHead(config.motif_stream_hidden_size, config.num_motif_targets, config)
-        self.mlm_head = FineMolTexPredictionHead(config.text_stream_hidden_size, config.text_config.vocab_size, config)
+        if config.mlm_decoder == "text_embeddings":
+            word_embeddings = self.finemoltex.text_model.get_input_embeddings()  # (V, E); E may differ from the
+            self.mlm_head = FineMolTexEmbeddingDecoderHead(  # encoder's width (ALBERT-style factorised embeddings)
+                config.text_stream_hidden_size, word_embeddings.embedding_dim, word_embeddings.num_embeddings, config
+            )
+        else:
+            self.mlm_head = FineMolTexPredictionHead(config.text_stream_hidden_size, config.text_config.vocab_size, config)
         # [MASK] state for masked words when the text encoder's states are cached (locked text, `mask_text_states`)
         self.text_state_mask_embedding = nn.Parameter(torch.zeros(config.text_config.hidden_size))
         self._mask_seeds = MaskSeeds()
@@ -1093,6 +1123,13 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
 
     def _generator(self, mask_seed: int | None) -> torch.Generator | None:
         return self._mask_seeds(mask_seed, self.config.mask_seed)
+
+    def mlm_decoder_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The MLM decoder's (weight (V, D), bias (V,)): the head's own linear layer, or the text encoder's word
+        embeddings and the head's bias (`mlm_decoder="text_embeddings"`)."""
+        if self.config.mlm_decoder == "text_embeddings":
+            return self.finemoltex.text_model.get_input_embeddings().weight, self.mlm_head.bias
+        return self.mlm_head.decoder.weight, self.mlm_head.decoder.bias
 
     def forward(
         self,
@@ -1248,14 +1285,14 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
         # logits are never all kept for backward (most of a CPU step's peak memory otherwise); no logits returned.
         fuse_mlm = return_loss and self.training and torch.is_grad_enabled()
         mlm_hidden = self.mlm_head.transform(masked_word_states)
-        mlm_logits = None if fuse_mlm else self.mlm_head.decoder(mlm_hidden)
+        decoder_weight, decoder_bias = self.mlm_decoder_parameters()
+        mlm_logits = None if fuse_mlm else F.linear(mlm_hidden, decoder_weight.to(mlm_hidden.dtype), decoder_bias.to(mlm_hidden.dtype))
 
         loss = masked_motif_loss = masked_lm_loss = None
         if return_loss:
             masked_motif_loss = masked_cross_entropy(motif_logits, motif_labels)
             if fuse_mlm:
-                decoder = self.mlm_head.decoder
-                masked_lm_loss = linear_cross_entropy(mlm_hidden, decoder.weight, decoder.bias, mlm_labels)
+                masked_lm_loss = linear_cross_entropy(mlm_hidden, decoder_weight, decoder_bias, mlm_labels)
             else:
                 masked_lm_loss = masked_cross_entropy(mlm_logits, mlm_labels)
             loss = (

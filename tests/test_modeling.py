@@ -352,6 +352,53 @@ def test_masked_word_prediction_from_cached_states_does_not_see_the_masked_word(
         assert not torch.allclose(a.mlm_logits, b.mlm_logits, atol=1e-5)
 
 
+def test_mlm_decoder_from_the_text_encoders_word_embeddings(batch, tmp_path):
+    """`mlm_decoder="text_embeddings"`: the MLM logits are the head's transform (stream width 48 -> encoder width 32)
+    times the encoder's word embeddings plus the head's bias; with a locked encoder a training step leaves the
+    embeddings untouched and trains the head; the training (fused) loss equals the plain one; save/load keeps it."""
+    config = tiny_config(mlm_decoder="text_embeddings", text_stream_hidden_size=48)
+    model = _model(FineMolTexForPreTraining, config).eval()
+    assert not hasattr(model.mlm_head, "decoder") and model.mlm_head.dense.out_features == config.text_config.hidden_size
+    embeddings = model.finemoltex.text_model.get_input_embeddings().weight
+    masks = dict(word_mask=torch.zeros_like(batch["input_ids"], dtype=torch.bool), mask_seed=0)
+    masks["word_mask"][:, 1:3] = True
+    with torch.no_grad():
+        out = model(**batch, **masks, output_hidden_states=True)
+        expected = model.mlm_head.transform(out.fused_text_hidden_state[masks["word_mask"]]) @ embeddings.t()
+        torch.testing.assert_close(out.mlm_logits, expected + model.mlm_head.bias)
+        # the head reads the encoder's matrix itself, not a copy: move the row of a word absent from the batch (so the
+        # encoder's input is unchanged) and only that word's logits move
+        word = next(i for i in range(config.text_config.vocab_size - 1, 0, -1) if not (batch["input_ids"] == i).any())
+        embeddings[word] += torch.linspace(-1.0, 1.0, embeddings.size(1))  # not constant: LayerNorm output sums to 0
+        moved = model(**batch, **masks).mlm_logits
+    others = torch.arange(config.text_config.vocab_size) != word
+    assert not torch.allclose(moved[:, word], out.mlm_logits[:, word], atol=1e-3)
+    torch.testing.assert_close(moved[:, others], out.mlm_logits[:, others], atol=1e-6, rtol=0)  # GEMM blocking may round
+
+    for parameter in model.finemoltex.text_model.parameters():
+        parameter.requires_grad_(False)  # locked
+    before = embeddings.detach().clone()
+    model.train()
+    for module in model.modules():  # no dropout: the fused and plain losses must see the same network
+        if isinstance(module, torch.nn.Dropout):
+            module.eval()
+    loss = model(**batch, **masks).masked_lm_loss
+    loss.backward()
+    assert torch.equal(embeddings, before) and embeddings.grad is None
+    assert model.mlm_head.bias.grad.abs().sum() > 0 and model.mlm_head.dense.weight.grad.abs().sum() > 0
+    with torch.no_grad():  # still training mode (batch-norm statistics as above); no gradient -> plain logits
+        plain = model(**batch, **masks)
+    assert plain.mlm_logits is not None
+    torch.testing.assert_close(loss.detach(), plain.masked_lm_loss, rtol=1e-5, atol=1e-6)
+
+    model.eval().save_pretrained(tmp_path)
+    loaded = FineMolTexForPreTraining.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**batch, **masks).mlm_logits, model(**batch, **masks).mlm_logits)
+    with pytest.raises(ValueError, match="mlm_decoder"):
+        tiny_config(mlm_decoder="tied")
+
+
 def test_hidden_view_leaves_batchnorm_running_statistics_to_the_clean_view(batch):
     """The second GIN pass (masked motifs' atoms hidden) normalises with its own batch statistics but does not update
     the running ones: after a training step they are those of the clean molecules alone, which inference sees."""
