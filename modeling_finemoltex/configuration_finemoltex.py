@@ -235,11 +235,13 @@ class FineMolTexConfig(PreTrainedConfig):
     (contrastive embeddings, importance) keeps the clean view. False: one GIN pass serves both (leaks; the second
     pass cost ~8% of a small-preset CPU step, batch 16 with cached text states: 1.16 s against 1.08 s, and the
     importance scores ~5% more: 1.08 s against 1.03 s for uniform masks).
-    hide_masked_words (False): with cached states of a locked text encoder, the fused pass masks words at the
-    text-stream input, but the cached states of the other words were computed with the masked word in view (the
-    encoder's self-attention), so its identity leaks through its neighbours. True runs the locked encoder, without
+    hide_masked_words (True): with cached states of a locked text encoder, True runs the locked encoder, without
     gradient, on the masked ids for the fused pass (the coarse pass keeps the cache), as the trained-encoder path
-    masks the ids; it costs one encoder forward per step. Without cached states it changes nothing.
+    masks the ids; it costs one encoder forward per step. False masks words at the text-stream input of the cached
+    states instead (no encoder run), but the other words' states were computed with the masked word in view (the
+    encoder's self-attention), so its identity leaks through its neighbours; and the masked slot is a bare learned
+    state, not the encoder's contextual [MASK] state (600-step held-out masked-word accuracy 0.136 against 0.213 with
+    True, docs/DEVIATIONS.md row 20). Without cached states it changes nothing.
     mlm_decoder ("linear"): how the MLM head maps a word's state to vocabulary logits. "linear": its own decoder
     (vocab x text_stream_hidden_size, trained from scratch). "text_embeddings": the text encoder's input word
     embeddings (BERT's tying, across the width gap: the head's dense layer maps the stream width to the encoder's),
@@ -324,7 +326,7 @@ class FineMolTexConfig(PreTrainedConfig):
     word_masking_strategy: Literal["uniform", "importance"] = "importance"
     importance_temperature: float = 0.2
     hide_masked_motif_atoms: bool = True
-    hide_masked_words: bool = False
+    hide_masked_words: bool = True
     mlm_decoder: Literal["linear", "text_embeddings"] = "linear"
     mask_seed: int | None = None
     contrastive_weight: float = 1.0

@@ -1092,11 +1092,12 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
       (`FineMolTexMotifEmbeddings`); the masked text goes through the text encoder (a second call); the fused pass
       (co-attention) computes the masked positions, which feed the motif head (num_motif_targets classes) and the
       MLM head (text vocabulary). With `text_encoder_states` (B, L, H) — cached token states of a locked encoder
-      (`text_states_finemoltex`) — the encoder does not run at all: the coarse pass (and the word importance)
-      projects the states as they are, and the masked text is the same states with the masked words replaced at
-      the stream input (`mask_text_states`; the MLM targets stay the original ids). Those states leak: the encoder
-      computed every neighbour's state with the masked word in view. `hide_masked_words=True` runs the locked
-      encoder (no gradient) on the masked ids for the fine pass instead, as the trained-encoder path does.
+      (`text_states_finemoltex`) — the coarse pass (and the word importance) projects the states as they are, and
+      the fine pass runs the locked encoder once, without gradient, on the masked ids (`hide_masked_words`, the
+      default), as the trained-encoder path does. With `hide_masked_words=False` the encoder does not run at all:
+      the masked text is the cached states with the masked words replaced at the stream input (`mask_text_states`;
+      the MLM targets stay the original ids), which leaks, since the encoder computed every neighbour's state with
+      the masked word in view.
 
     With `masked_motif_weight` and `masked_lm_weight` both 0 (contrastive-only pre-training) the fine branch is
     skipped altogether (no masking, no second text pass, no fused pass): its outputs are None.
@@ -1190,7 +1191,7 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
         )
         motif_padding = motif_attention_mask.bool()
         clean_motifs = model.motif_embeddings(projected, motif_input_ids, motif_attention_mask, motif_position_ids)
-        if text_encoder_states is not None:  # cached states of a locked encoder: the encoder never runs
+        if text_encoder_states is not None:  # cached states of a locked encoder: no encoder run on the clean text
             encoder_states = text_encoder_states.to(model.text_input_projection_dtype)
             clean_text = model.text_input_projection(encoder_states)
         else:

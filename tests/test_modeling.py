@@ -197,7 +197,8 @@ def test_masks_random_per_call_and_reproducible(config, batch):
 
 
 def test_every_parameter_gets_a_gradient(batch):
-    config = tiny_config(learnable_temperature=True, use_motif_id_embeddings=True, gnn_jk="concat")
+    # hide_masked_words=False: the cached-state path below then uses the [MASK] state (the default runs the encoder)
+    config = tiny_config(learnable_temperature=True, use_motif_id_embeddings=True, gnn_jk="concat", hide_masked_words=False)
     model = _model(FineMolTexForPreTraining, config)
     model(**batch, mask_seed=0).loss.backward()
     missing = [name for name, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
@@ -732,14 +733,23 @@ def _encoder_states(model, batch):
         ).last_hidden_state
 
 
-def test_cached_text_states_give_the_encoder_path_and_never_run_the_encoder(config, batch):
-    model = _model(FineMolTexForPreTraining, config).eval()
+@pytest.mark.parametrize("hide", [True, False])
+def test_cached_text_states_give_the_encoder_path(batch, hide):
+    """The coarse (retrieval) side of the cached path equals the encoder path; the encoder runs once (on the
+    masked ids, `hide_masked_words`, the default) or never (False)."""
+    model = _model(FineMolTexForPreTraining, tiny_config(hide_masked_words=hide)).eval()
     states = _encoder_states(model, batch)
     calls = []
-    model.finemoltex.text_model.register_forward_hook(lambda *args: calls.append(1))
+    model.finemoltex.text_model.register_forward_hook(lambda module, args, kwargs, output: calls.append(kwargs["input_ids"]),
+                                                      with_kwargs=True)
     with torch.no_grad():
         cached = model(**batch, text_encoder_states=states, mask_seed=3)
-        assert not calls  # the cached path never runs the text encoder
+        if hide:  # one run, on the masked text (80/10/10: some chosen words stay as they were)
+            changed = calls[0] != batch["input_ids"]
+            assert len(calls) == 1 and changed.any() and not (changed & ~cached.word_mask).any()
+        else:
+            assert not calls
+        calls.clear()
         plain = model(**batch, mask_seed=3)
         features = model.finemoltex.get_text_features(batch["input_ids"], batch["attention_mask"])
         half = model(**batch, text_encoder_states=states.half().float(), mask_seed=3)
@@ -768,8 +778,8 @@ def test_cached_masked_word_state_never_reaches_its_prediction(batch):
     assert not torch.allclose(a.text_embeds, b.text_embeds)  # ... while the unmasked (coarse) pass does see them
 
 
-def test_cached_path_trains_the_mask_state_and_checks_shapes(config, batch):
-    model = _model(FineMolTexForPreTraining, config)
+def test_cached_path_trains_the_mask_state_and_checks_shapes(batch):
+    model = _model(FineMolTexForPreTraining, tiny_config(hide_masked_words=False))
     model.finemoltex.text_model.requires_grad_(False)
     states = _encoder_states(model, batch)
     out = model(**batch, text_encoder_states=states, mask_seed=0)
