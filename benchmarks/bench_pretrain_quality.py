@@ -427,9 +427,10 @@ def main(argv=None):
                 per_seed[seed] = pretrain_and_evaluate(row, seed, args, train_file, test, work)
                 saved.write_text(json.dumps(per_seed[seed], default=str))
             m = per_seed[seed]
-            print(f"row {key} seed {seed}: {m['train']['steps']} steps; t->m MRR {m['text_to_molecule/mrr']:.3f}, "
-                  f"motif gap {m.get('masked_motif_accuracy/gap', math.nan):+.3f}, "
-                  f"word gap {m.get('masked_word_accuracy/gap', math.nan):+.3f}", flush=True)
+            gaps = {name: m.get(f"masked_{name}_accuracy/gap") for name in ("motif", "word")}
+            gaps = ", ".join(f"{name} gap " + ("n/a" if g is None or math.isnan(g) else f"{g:+.3f}") for name, g in gaps.items())
+            print(f"row {key} seed {seed}: {m['train']['steps']} steps; t->m MRR {m['text_to_molecule/mrr']:.3f}, {gaps}",
+                  flush=True)
         name = ROWS[row][0] + (f" + {variant}" if variant else "")
         results[key] = {"name": name, "overrides": row_overrides(row, args.extra_overrides),
                         "graph_model": args.graph_model_name_or_path, "seeds": per_seed}
