@@ -80,24 +80,31 @@ class BuildChEBI20Arguments:
 
 
 def read_chebi_file(path: Path, split: str, report: common.BuildReport) -> list[dict]:
-    """Rows of one MolT5 TSV as records (``where`` = file and data-row number)."""
-    records = []
-    with common.open_text(path) as handle:
-        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header] != HEADER:
-            raise ValueError(f"{path}: expected the header {HEADER} (tab-separated), found {header}")
-        for row_number, row in enumerate(reader, start=1):
-            if not row:
-                continue
-            report.rows_read += 1
-            where = f"{path.name} row {row_number}"
-            if len(row) != len(HEADER):
-                report.drop("malformed_row", where, "\t".join(row))
-                continue
-            cid, smiles, text = row
-            records.append({"id": cid.strip(), "smiles": smiles, "text": text, "split": split,
-                            "source_row": row_number, "where": where})
+    """Rows of one MolT5 TSV as records (``where`` = file and data-row number). A file that is not UTF-8, or has
+    the header and no data rows, is refused naming the file (a build from it would write an empty split)."""
+    records, rows_seen = [], 0
+    try:
+        with common.open_text(path) as handle:
+            reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+            header = next(reader, None)
+            if header is None or [h.strip() for h in header] != HEADER:
+                raise ValueError(f"{path}: expected the header {HEADER} (tab-separated), found {header}")
+            for row_number, row in enumerate(reader, start=1):
+                if not row:
+                    continue
+                rows_seen += 1
+                where = f"{path.name} row {row_number}"
+                if len(row) != len(HEADER):
+                    report.drop("malformed_row", where, "\t".join(row))
+                    continue
+                cid, smiles, text = row
+                records.append({"id": cid.strip(), "smiles": smiles, "text": text, "split": split,
+                                "source_row": row_number, "where": where})
+    except UnicodeDecodeError as err:
+        raise common.utf8_error(path, err) from err
+    if not rows_seen:
+        raise ValueError(f"{path}: no data rows (only the header line {HEADER})")
+    report.rows_read += rows_seen
     return records
 
 

@@ -201,6 +201,20 @@ def test_chebi20_missing_files(tmp_path):
         build_chebi20.main(["--input_dir", str(tmp_path), "--output_dir", str(tmp_path / "out")])
 
 
+def test_chebi20_non_utf8_or_header_only_file_names_the_file(tmp_path):
+    # both used to pass unchecked: a bare UnicodeDecodeError, or an empty split written and a success reported
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    _write(raw / "train.txt", CHEBI_HEADER + "1\tCCO\tThe molecule is ethanol.\n")
+    (raw / "validation.txt").write_bytes((CHEBI_HEADER + "2\tCO\tThe molecule is m\u00e9thanol.\n").encode("latin-1"))
+    with pytest.raises(ValueError, match=r"validation\.txt: line 2 \(byte offset \d+\) is not valid UTF-8"):
+        build_chebi20.main(["--input_dir", str(raw), "--output_dir", str(tmp_path / "out")])
+    _write(raw / "validation.txt", CHEBI_HEADER + "\n")
+    with pytest.raises(ValueError, match=r"validation\.txt: no data rows"):
+        build_chebi20.main(["--input_dir", str(raw), "--output_dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
 # --------------------------------------------------------------------------------------------------
 # PubChemSTM
 # --------------------------------------------------------------------------------------------------
