@@ -12,7 +12,9 @@ ChEBI-20-style TSV (``CID``, ``SMILES``, ``description``; no quoting). Rows are 
 ``datasets.map`` into an Arrow cache keyed by the data file and the tokenizers (reused by later runs and by the
 other ranks); rows with an unparsable SMILES or an empty text are dropped and counted before training starts.
 Without a validation file (or ``split`` column), ``--validation_split_percentage`` of the rows, chosen by a hash
-of their id, are held out.
+of their id, are held out. Whatever ``--eval_strategy`` says, the run ends with one pass over the held-out pairs
+for the summary's validation losses and in-batch accuracy (``--validation_split_percentage 0`` and no validation
+file: none).
 
 Continue from a saved model: ``--model_name_or_path runs/paper`` (a folder written by this script, or a Hub id)
 starts from its weights, processor and motif vocabulary, with a new optimiser and learning-rate schedule.
