@@ -130,9 +130,10 @@ def run_example(script: str, arguments: list[str], log: Path) -> dict:
 
 
 def graph_pretraining(out: Path, minutes: float, args) -> dict:
-    """Attribute masking on the shipped ZINC subset for ``minutes`` (examples/pretrain_graph.py's bare data)."""
+    """Attribute masking on the shipped ZINC subset for ``minutes`` (examples/pretrain_graph.py's bare data).
+    ``--max_steps`` is given: without it the bare run stops at its own 100 steps (about two minutes here)."""
     arguments = ["--output_dir", str(out), "--model_preset", args.preset, "--max_train_minutes", str(minutes),
-                 "--num_train_epochs", "1000", "--disable_tqdm", "true", "--logging_steps", "50"]
+                 "--max_steps", str(10**9), "--disable_tqdm", "true", "--logging_steps", "50"]
     if args.gnn_hidden_size:
         arguments += ["--config_overrides", json.dumps({"gnn_hidden_size": args.gnn_hidden_size})]
     return {**run_example("pretrain_graph.py", arguments, out.with_suffix(".log")),
