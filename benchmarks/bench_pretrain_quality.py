@@ -238,7 +238,8 @@ def pretrain_and_evaluate(row: str, seed: int, args, train_file: Path, test, wor
     if args.cpu_threads:
         argv += ["--cpu_threads", str(args.cpu_threads)]
     summary = pretrain.main(argv)
-    model = FineMolTexForPreTraining.from_pretrained(out).eval()
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # the evaluation follows the model's device
+    model = FineMolTexForPreTraining.from_pretrained(out).eval().to(device)
     processor = FineMolTexProcessor.from_pretrained(out)
     torch.manual_seed(0)
     start = time.perf_counter()
