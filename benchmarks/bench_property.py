@@ -141,7 +141,8 @@ def graph_pretraining(out: Path, minutes: float, args) -> dict:
 
 
 def text_pretraining(out: Path, graph_model: str, minutes: float, args) -> dict:
-    """FineMolTex pre-training on the ChEBI-20 validation pairs (10% held out) from ``graph_model``'s GIN."""
+    """FineMolTex pre-training on the ChEBI-20 validation pairs (10% held out) from ``graph_model``'s GIN, for
+    ``minutes``: the epoch count is only an upper bound, and the time budget paces the warm-up and decay."""
     arguments = ["--train_file", str(DATA / "chebi20" / "validation.txt"), "--output_dir", str(out),
                  "--model_preset", args.preset, "--graph_model_name_or_path", graph_model, "--max_train_minutes",
                  str(minutes), "--num_train_epochs", "1000", "--per_device_train_batch_size", "32",

@@ -602,6 +602,7 @@ def main(args: list[str] | None = None, callbacks=()) -> dict:
         "train_contrastive_accuracy": last_logged(history, "contrastive_accuracy"),
         **{k: v for k, v in eval_metrics.items() if k.startswith("eval_") and "runtime" not in k and "per_second" not in k},
         "stopped_by_time_budget": bool(budget and budget.stopped_at_step),
+        "schedule_paced_by_budget_from_step": budget.paced_from_step if budget else None,
         "wall_seconds": time.perf_counter() - wall_start,
         "retrieval": retrieval,
         "log_history": history,
@@ -628,6 +629,10 @@ def validation_retrieval(model, processor, pairs, training_args, model_dir: str)
     return keep
 
 
+def paced_note(step: int | None) -> str:
+    return "" if step is None else f", learning-rate schedule on the time budget's clock from step {step}"
+
+
 def print_summary(s: dict, eval_batch: int) -> None:
     def fmt(v):
         return "n/a" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
@@ -636,7 +641,8 @@ def print_summary(s: dict, eval_batch: int) -> None:
         "",
         "=" * 72,
         f"FineMolTex pre-training finished in {s['wall_seconds']:.0f} s (training {s['train_seconds']:.0f} s, "
-        f"{s['steps']} steps{', stopped by the time budget' if s['stopped_by_time_budget'] else ''}; text encoder "
+        f"{s['steps']} steps{', stopped by the time budget' if s['stopped_by_time_budget'] else ''}"
+        f"{paced_note(s['schedule_paced_by_budget_from_step'])}; text encoder "
         f"{s['text_encoder']})",
         f"  data: {s['train_pairs']} training / {s['validation_pairs']} validation pairs; dropped {s['dropped_pairs']}",
         f"  speed: {fmt(s['pairs_per_second'])} pairs/s; waiting on data {100 * (s['data_wait_share'] or 0):.1f}% of training time",

@@ -8,7 +8,8 @@
   time spent waiting on the data loader.
 * `EpochSeededLengthGroupedSampler`: length-grouped batches whose order is a function of (seed, epoch) only, so a
   resumed run sees the same batches as an uninterrupted one, and every rank draws the same order.
-* `TimeBudgetCallback`: stop (and save) after a wall-clock budget.
+* `TimeBudgetCallback`: stop (and save) after a wall-clock budget; `FineMolTexTrainer` paces a step schedule's
+  warm-up and decay by it when it ends first (`pace_schedule_by_budget`).
 
 No RDKit here: this module only sees tensors.
 """
@@ -25,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
+from torch.optim.lr_scheduler import LambdaLR
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
@@ -74,22 +77,77 @@ class _SamplerEpochCallback(TrainerCallback):
 
 class TimeBudgetCallback(TrainerCallback):
     """Stop training once ``max_minutes`` of wall-clock time have passed since training began (then the Trainer
-    saves and evaluates as at a normal end)."""
+    saves and evaluates as at a normal end), and give the learning-rate schedule the same clock.
 
-    def __init__(self, max_minutes: float):
+    In a multi-process run every process must stop after the same step (the others would wait forever in their
+    next collective), so the elapsed time is agreed at each step end: the maximum over the processes.
+    `fraction_elapsed` is that agreed time over the budget; `FineMolTexTrainer` runs the warm-up and decay on it
+    when the budget ends before the step count would (see `pace_schedule_by_budget`). A resumed run starts a fresh
+    budget.
+
+    Args:
+        max_minutes: the budget.
+        clock: seconds as a float (default `time.perf_counter`; tests pass a fake one).
+    """
+
+    def __init__(self, max_minutes: float, clock: Callable[[], float] = time.perf_counter):
         self.max_seconds = float(max_minutes) * 60.0
+        if not self.max_seconds > 0:
+            raise ValueError(f"max_minutes must be positive, got {max_minutes!r}")
+        self.clock = clock
         self.start = None
+        self.elapsed_seconds = 0.0
         self.stopped_at_step = None
+        self.paced_from_step = None  # first step whose learning rate the budget, not the step count, set
+
+    @property
+    def fraction_elapsed(self) -> float:
+        return self.elapsed_seconds / self.max_seconds
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.start = time.perf_counter()
+        self.start = self.clock()
+        self.elapsed_seconds = 0.0
+
+    def _agreed_elapsed(self, args) -> float:
+        elapsed = self.clock() - self.start
+        if getattr(args, "world_size", 1) > 1 and dist.is_available() and dist.is_initialized():
+            value = torch.tensor([elapsed], dtype=torch.float64, device=args.device)
+            dist.all_reduce(value, op=dist.ReduceOp.MAX)
+            elapsed = value.item()
+        return elapsed
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.start is not None and time.perf_counter() - self.start > self.max_seconds:
+        if self.start is None:
+            return control
+        self.elapsed_seconds = self._agreed_elapsed(args)
+        if self.elapsed_seconds > self.max_seconds:
             control.should_training_stop = True
             control.should_save = args.save_strategy != "no"
             self.stopped_at_step = state.global_step
         return control
+
+
+def pace_schedule_by_budget(scheduler, budget: TimeBudgetCallback, num_training_steps: int) -> bool:
+    """Make a `LambdaLR` schedule (transformers' linear, cosine, constant-with-warm-up...) end with the time budget
+    when that comes first: the learning rate at step ``s`` is the schedule's at step
+    ``max(s, budget.fraction_elapsed * num_training_steps)``. A fractional warm-up then ends at that fraction of the
+    budget and the decay reaches its end when the budget does; a run that finishes its steps inside the budget is
+    unchanged. Without it, a budget shorter than the step count stops the run part-way through its schedule: with
+    a generous step count (say ``--num_train_epochs 1000`` and ``--max_train_minutes 10``), still in the warm-up.
+    Returns False (and changes nothing) for a scheduler that is not a `LambdaLR`."""
+    if not isinstance(scheduler, LambdaLR):
+        return False
+
+    def paced(lr_lambda):
+        def lr_factor(step):
+            virtual = int(budget.fraction_elapsed * num_training_steps)
+            if virtual > step and budget.paced_from_step is None:
+                budget.paced_from_step = step
+            return lr_lambda(max(step, virtual))
+        return lr_factor  # a plain function: LambdaLR.state_dict leaves it out, as it does transformers' own
+
+    scheduler.lr_lambdas = [paced(f) for f in scheduler.lr_lambdas]
+    return True
 
 
 def format_log(logs: dict) -> str:
@@ -138,6 +196,9 @@ class FineMolTexTrainer(Trainer):
         check_finite_loss: raise `NonFiniteLossError` on a NaN/inf training loss (one device sync per step).
         components: the output fields logged next to the loss (default `COMPONENTS`; graph pre-training logs
             ``("masked_atom_accuracy",)``).
+
+    With a `TimeBudgetCallback` among its callbacks, the learning-rate schedule it creates is paced by that budget
+    (`pace_schedule_by_budget`).
     """
 
     def __init__(self, *args, eval_mask_seed: int = 0, check_finite_loss: bool = True,
@@ -157,6 +218,14 @@ class FineMolTexTrainer(Trainer):
             self.add_callback(LogLineProgressCallback)
         if self.pop_callback(PrinterCallback) is not None:  # (present with --disable_tqdm)
             self.add_callback(LogLinePrinterCallback)
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        created = self.lr_scheduler is None
+        scheduler = super().create_scheduler(num_training_steps, optimizer)
+        budget = next((c for c in self.callback_handler.callbacks if isinstance(c, TimeBudgetCallback)), None)
+        if created and budget is not None:
+            pace_schedule_by_budget(scheduler, budget, num_training_steps)
+        return scheduler
 
     # ------------------------------------------------------------------ data
     def _get_train_sampler(self, train_dataset=None):
@@ -334,7 +403,9 @@ class FineMolTexTrainingArguments(TrainingArguments):
         default=False, metadata={"help": "Resume from the last checkpoint in the checkpoint folder if there is one."}
     )
     max_train_minutes: float | None = field(
-        default=None, metadata={"help": "Stop (and save) after this many minutes of training."}
+        default=None, metadata={"help": "Stop (and save) after this many minutes of training. When that comes "
+                                "before the step count, the learning-rate warm-up and decay run on this clock "
+                                "instead (a resumed run starts a fresh budget)."}
     )
     cpu_threads: int | None = field(
         default=None,
@@ -415,5 +486,6 @@ __all__ = [
     "TimeBudgetCallback",
     "last_logged",
     "limit_heap_growth",
+    "pace_schedule_by_budget",
     "set_cpu_threads",
 ]

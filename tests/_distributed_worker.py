@@ -5,7 +5,9 @@ whole batch done in the same rank:
   1. the contrastive loss with gathered negatives equals the loss on the concatenated batch, and the gradients
      DDP leaves on every parameter equal the single-process gradients (the backward through the gather ran);
   2. after optimizer steps of the full pre-training objective (masked motifs and words too), every rank holds
-     the same weights.
+     the same weights;
+  3. a time budget whose clocks differ between ranks stops every rank after the same step, with the same elapsed
+     fraction (which paces the learning rate).
 The models run in eval mode for check 1: BatchNorm then uses its running statistics. In training mode each
 process normalises with its own half's statistics (DDP keeps BatchNorm per process, and SyncBatchNorm has no CPU
 kernel), the one thing that legitimately differs from the concatenated batch.
@@ -71,6 +73,30 @@ def check_full_objective_keeps_ranks_identical(rank: int, world: int) -> None:
     print(f"rank {rank}: weights identical on all {world} ranks after 3 steps of the full objective", flush=True)
 
 
+def check_time_budget_stops_every_rank_at_the_same_step(rank: int, world: int) -> None:
+    from types import SimpleNamespace
+
+    from transformers import TrainerControl, TrainerState
+
+    from modeling_finemoltex.trainer_finemoltex import TimeBudgetCallback
+
+    now = [0.0]
+    budget = TimeBudgetCallback(1.0, clock=lambda: now[0])
+    args = SimpleNamespace(world_size=world, device=torch.device("cpu"), save_strategy="no")
+    state, control = TrainerState(), TrainerControl()
+    budget.on_train_begin(args, state, control)
+    now[0] -= 3.0 * rank  # rank r began 3r s after rank 0: on its own clock it would stop 5r steps later
+    while not control.should_training_stop:
+        now[0] += 0.6
+        state.global_step += 1
+        budget.on_step_end(args, state, control)
+    agreed = torch.tensor([budget.stopped_at_step, budget.fraction_elapsed], dtype=torch.float64)
+    copies = [torch.empty_like(agreed) for _ in range(world)]
+    dist.all_gather(copies, agreed)
+    assert all(torch.equal(copies[0], other) for other in copies[1:]), copies
+    print(f"rank {rank}: time budget stopped all {world} ranks after step {budget.stopped_at_step}", flush=True)
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     dist.init_process_group("gloo")
@@ -78,5 +104,6 @@ if __name__ == "__main__":
     try:
         check_gathered_loss_and_gradients(rank, world)
         check_full_objective_keeps_ranks_identical(rank, world)
+        check_time_budget_stops_every_rank_at_the_same_step(rank, world)
     finally:
         dist.destroy_process_group()

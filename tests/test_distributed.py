@@ -31,7 +31,8 @@ def _env(tmp_path: Path, **extra) -> dict:
 
 def test_gathered_negatives_equal_the_concatenated_batch_across_two_processes(tmp_path):
     """tests/_distributed_worker.py on two gloo ranks: loss and DDP gradients equal the single-process ones on
-    the whole batch, and the full objective keeps the ranks' weights identical."""
+    the whole batch, the full objective keeps the ranks' weights identical, and a time budget stops both ranks
+    after the same step."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(HERE / "_distributed_worker.py")]
     run = subprocess.run(cmd, env=_env(tmp_path), capture_output=True, text=True, timeout=300, cwd=REPO)
@@ -39,6 +40,7 @@ def test_gathered_negatives_equal_the_concatenated_batch_across_two_processes(tm
     for rank in (0, 1):
         assert f"rank {rank}: gathered loss" in run.stdout and "gradients equal" in run.stdout
         assert f"rank {rank}: weights identical on all 2 ranks" in run.stdout
+        assert f"rank {rank}: time budget stopped all 2 ranks after step 100" in run.stdout
 
 
 # examples/pretrain.py with callbacks that record each rank's final weights and can kill the run after a save

@@ -495,3 +495,84 @@ def test_cpu_threads_under_accelerate_launch(monkeypatch):
         assert set_cpu_threads(1) == 1 and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+class _FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def _run_schedule(steps: int, seconds_per_step: float, budget_minutes: float | None, num_training_steps: int = 1000):
+    """Learning rates of a linear warm-up (10%) + decay schedule over `num_training_steps`, stepped `steps` times
+    with a fake clock, optionally paced by a `TimeBudgetCallback`; returns (lrs, budget)."""
+    from types import SimpleNamespace
+
+    from transformers import TrainerControl, TrainerState, get_linear_schedule_with_warmup
+
+    from modeling_finemoltex.trainer_finemoltex import TimeBudgetCallback, pace_schedule_by_budget
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = get_linear_schedule_with_warmup(optimizer, num_training_steps // 10, num_training_steps)
+    clock, args, state, control = _FakeClock(), SimpleNamespace(world_size=1, save_strategy="no"), TrainerState(), TrainerControl()
+    budget = None
+    if budget_minutes is not None:
+        budget = TimeBudgetCallback(budget_minutes, clock=clock)
+        assert pace_schedule_by_budget(scheduler, budget, num_training_steps)
+        budget.on_train_begin(args, state, control)
+    lrs = []
+    for step in range(1, steps + 1):
+        lrs.append(optimizer.param_groups[0]["lr"])  # the rate this step trains with
+        optimizer.step()
+        scheduler.step()
+        clock.now += seconds_per_step
+        state.global_step = step
+        if budget is not None:
+            budget.on_step_end(args, state, control)
+            if control.should_training_stop:
+                break
+    return lrs, budget
+
+
+def test_time_budget_paces_the_warm_up_and_decay_when_it_ends_first():
+    # 0.6 s a step, a 1-minute budget: 100 of the 1000 planned steps
+    lrs, budget = _run_schedule(1000, 0.6, budget_minutes=1.0)
+    assert len(lrs) == budget.stopped_at_step and 100 <= len(lrs) <= 101  # (the first step past 60 s)
+    # warm-up over at 10% of the budget, not at step 100 (where the unpaced schedule would still be warming up)
+    assert max(lrs[:9]) < 1.0 and max(lrs[9:13]) == pytest.approx(1.0, abs=0.02)
+    assert lrs[-1] < 0.03 and all(a >= b for a, b in zip(lrs[12:], lrs[13:]))  # then decays to ~0 with the budget
+    assert budget.paced_from_step is not None and budget.paced_from_step < 10
+    unpaced, _ = _run_schedule(100, 0.6, budget_minutes=None)
+    assert unpaced[-1] == pytest.approx(0.99, abs=0.01)  # what the run trained with before: still in its warm-up
+
+
+def test_time_budget_leaves_a_run_that_finishes_inside_it_unchanged():
+    paced, budget = _run_schedule(1000, 0.001, budget_minutes=60.0)  # 1 s for the whole run
+    unpaced, _ = _run_schedule(1000, 0.001, budget_minutes=None)
+    assert paced == unpaced and budget.stopped_at_step is None and budget.paced_from_step is None
+
+
+def test_trainer_paces_its_schedule_only_with_a_time_budget(tmp_path):
+    from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+    from modeling_finemoltex.trainer_finemoltex import FineMolTexTrainer, TimeBudgetCallback, pace_schedule_by_budget
+
+    def trainer(callbacks):
+        from transformers import TrainingArguments
+
+        args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[], learning_rate=1.0,
+                                 warmup_steps=0.1)
+        t = FineMolTexTrainer(model=torch.nn.Linear(2, 1), args=args, callbacks=callbacks)
+        t.create_optimizer_and_scheduler(num_training_steps=1000)
+        return t
+
+    budget = TimeBudgetCallback(10.0)
+    budget.elapsed_seconds = 0.5 * budget.max_seconds  # half the budget gone at step 0: the schedule is at step 500
+    paced, plain = trainer([budget]).lr_scheduler, trainer([]).lr_scheduler
+    assert paced.lr_lambdas[0](0) == pytest.approx(plain.lr_lambdas[0](500)) == pytest.approx(500 / 900)
+    assert plain.lr_lambdas[0](0) == 0.0
+    assert pace_schedule_by_budget(ReduceLROnPlateau(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))])), budget, 10) is False
+    with pytest.raises(ValueError, match="positive"):
+        TimeBudgetCallback(0)
