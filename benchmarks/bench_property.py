@@ -76,6 +76,8 @@ def parse_args(argv=None):
     p.add_argument("--pretrained", default=None, help="A FineMolTex folder for rows full, full_cls, lora.")
     p.add_argument("--pretrain_minutes", type=float, default=10.0,
                    help="Without --pretrained: minutes of examples/pretrain.py on the ChEBI-20 pairs, from the GIN.")
+    p.add_argument("--motif_stream_learning_rate", type=float, default=None,
+                   help="Row full_cls: a learning rate of its own for the motif stream (default --learning_rate).")
     p.add_argument("--lora_r", type=int, default=8)
     p.add_argument("--lora_learning_rate", type=float, default=3e-3)
     p.add_argument("--rf_trees", type=int, default=500)
@@ -195,7 +197,9 @@ def main(argv=None):
         "scratch": scratch,
         "attrmask": [*scratch, "--graph_model_name_or_path", str(graph_model)],
         "full": [*from_checkpoint, "--learning_rate", str(args.learning_rate)],
-        "full_cls": [*from_checkpoint, "--learning_rate", str(args.learning_rate), "--property_pooling", "graph_cls"],
+        "full_cls": [*from_checkpoint, "--learning_rate", str(args.learning_rate), "--property_pooling", "graph_cls",
+                     *(["--motif_stream_learning_rate", str(args.motif_stream_learning_rate)]
+                       if args.motif_stream_learning_rate is not None else [])],
         "lora": [*from_checkpoint, "--lora", "--lora_r", str(args.lora_r), "--learning_rate", str(args.lora_learning_rate)],
     }
     for name in args.datasets:

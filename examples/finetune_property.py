@@ -31,6 +31,8 @@ time left (``--progress false`` to hide it). For a first look on a CPU: ``--seed
 
 Full fine-tuning by default; ``--lora`` trains LoRA adapters on the GIN MLPs (and the motif-stream attention with
 ``--property_pooling graph_cls``) plus the head and the GIN BatchNorms (`property_finemoltex.lora_config`).
+With ``graph_cls`` the motif stream is fine-tuned as well, by default at the GIN's rate; ``--motif_stream_learning_rate``
+gives it a rate of its own.
 ``--save_model`` saves the best-validation model of each seed (LoRA: the adapter only) and the graph tokenizer
 under ``<output_dir>/seed_<s>/``; ``--predict_smiles`` then runs `predict` on new SMILES with it.
 """
@@ -66,6 +68,7 @@ from modeling_finemoltex.property_finemoltex import (  # noqa: E402
     check_split_labels,
     count_parameters,
     encode_molecules,
+    give_motif_stream_its_learning_rate,
     load_graph_tokenizer,
     load_property_data,
     load_roc_auc_metric,
@@ -118,6 +121,9 @@ class PropertyArguments:
         "help": "atom_mean (mean of the GIN atom states: MoleculeSTM's MoleculeNet protocol) or graph_cls (the motif-stream "
                 "[CLS] state: what the FineMolTex authors fine-tune).",
         "choices": ["atom_mean", "graph_cls"]})
+    motif_stream_learning_rate: Optional[float] = field(default=None, metadata={
+        "help": "With --property_pooling graph_cls: a learning rate of its own for the motif stream (motif "
+                "embeddings and transformer), pre-trained at about 1e-4; default --learning_rate, as the GIN."})
     property_dropout: float = field(default=0.0, metadata={"help": "Dropout before the head."})
     gnn_dropout: Optional[float] = field(default=None, metadata={"help": "GIN dropout (default: the checkpoint's)."})
     pos_weight: bool = field(default=False, metadata={
@@ -148,6 +154,26 @@ class PropertyArguments:
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+class PropertyTrainer(Trainer):
+    """`Trainer` whose optimizer gives the motif stream its own learning rate (`--motif_stream_learning_rate`);
+    without one, the plain `Trainer`."""
+
+    def __init__(self, *args, motif_stream_learning_rate: float | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.motif_stream_learning_rate = motif_stream_learning_rate
+
+    def create_optimizer(self, model=None):
+        new = self.optimizer is None
+        optimizer = super().create_optimizer(model)
+        if new and self.motif_stream_learning_rate is not None:
+            moved = give_motif_stream_its_learning_rate(optimizer, self.model if model is None else model,
+                                                        self.motif_stream_learning_rate)
+            if not moved:
+                raise ValueError("--motif_stream_learning_rate: the model has no trainable motif stream "
+                                 "(it needs --property_pooling graph_cls)")
+        return optimizer
+
+
 class BestStateCallback(TrainerCallback):
     """Keeps a CPU copy of the trainable state at the best validation metric (restored at the end of training),
     so the saved / returned model is the best-validation one, not the last."""
@@ -332,6 +358,9 @@ def main(argv: list[str] | None = None) -> dict:
         raise ValueError("--config_overrides applies to --from_scratch_preset only (a checkpoint has its own config).")
     if not args.seeds:
         raise ValueError("--seeds needs at least one seed.")
+    if args.motif_stream_learning_rate is not None and args.property_pooling != "graph_cls":
+        raise ValueError("--motif_stream_learning_rate applies to --property_pooling graph_cls only (atom_mean "
+                         "fine-tunes no motif stream).")
     regression = args.problem_type == "regression"
 
     # ---- data: load, validate, drop unparsable SMILES, encode once
@@ -434,8 +463,9 @@ def main(argv: list[str] | None = None) -> dict:
             args.save_model or args.predict_smiles) else None
         progress = SeedProgress(f"seed {seed} ({seed_number}/{len(args.seeds)})", args.num_train_epochs,
                                 f"eval_validation_{metric_name}", args.progress)
-        trainer = Trainer(
+        trainer = PropertyTrainer(
             model=model,
+            motif_stream_learning_rate=args.motif_stream_learning_rate,
             args=training_args,
             train_dataset=datasets["train"],
             eval_dataset={"validation": datasets["validation"], "test": datasets["test"]},

@@ -14,6 +14,7 @@ import gzip
 import io
 import math
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,35 @@ def lora_config(config, r: int = 8, alpha: int = 16, dropout: float = 0.0, motif
         modules_to_save=lora_modules_to_save(config),
         **kwargs,
     )
+
+
+# ------------------------------------------------------------------------------------------------ learning rates
+#: The motif stream of a `property_pooling="graph_cls"` model (motif embeddings and transformer), by parameter name,
+#: plain or inside a peft wrapper (`base_model.model.finemoltex.fusion...`).
+MOTIF_STREAM_PARAMETER = re.compile(r"(.*\.)?finemoltex\.(motif_embeddings|fusion)\..+")
+
+
+def give_motif_stream_its_learning_rate(optimizer, model, learning_rate: float) -> int:
+    """Moves the motif-stream parameters (`MOTIF_STREAM_PARAMETER`) of each param group of `optimizer` into a group
+    of their own with `learning_rate`; the groups keep their other settings (weight decay, betas). Call it before the
+    first step and before the scheduler is made (a scheduler records each group's starting rate). Returns how many
+    parameter tensors moved; 0 when `model` has no motif stream (`atom_mean` pooling)."""
+    if not learning_rate > 0:
+        raise ValueError(f"the motif-stream learning rate must be > 0, got {learning_rate}")
+    if optimizer.state:
+        raise ValueError("the optimizer has stepped already: split its groups before training")
+    is_motif = {id(p): bool(MOTIF_STREAM_PARAMETER.fullmatch(name)) for name, p in model.named_parameters()}
+    groups, moved = [], 0
+    for group in optimizer.param_groups:
+        motif = [p for p in group["params"] if is_motif.get(id(p), False)]
+        rest = [p for p in group["params"] if not is_motif.get(id(p), False)]
+        moved += len(motif)
+        groups += [{**group, "params": rest}, {**group, "params": motif, "lr": learning_rate}]
+    optimizer.param_groups.clear()
+    for group in groups:
+        if group["params"]:
+            optimizer.add_param_group(group)
+    return moved
 
 
 def count_parameters(model) -> tuple[int, int]:

@@ -28,6 +28,7 @@ from modeling_finemoltex.property_finemoltex import (
     binary_roc_auc,
     check_split_labels,
     count_parameters,
+    give_motif_stream_its_learning_rate,
     load_property_data,
     load_roc_auc_metric,
     lora_config,
@@ -227,6 +228,58 @@ def test_lora_adapters_save_reload_merge(pretrained_dir, tokenizer, bbbp_rows, t
         torch.testing.assert_close(merged(**inputs).predictions, expected, rtol=1e-5, atol=1e-6)
 
 
+# ------------------------------------------------------------------------------------------------ learning rates
+def _trainer_like_groups(model, weight_decay=0.01):
+    """The two groups `Trainer.create_optimizer` makes: with and without weight decay."""
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and n.endswith("weight") and p.ndim > 1]
+    rest = [p for n, p in model.named_parameters() if p.requires_grad and not (n.endswith("weight") and p.ndim > 1)]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
+def test_motif_stream_learning_rate_moves_only_the_motif_stream(tokenizer, bbbp_rows):
+    model = _property_model(num_labels=1, property_pooling="graph_cls").train()
+    optimizer = torch.optim.AdamW(_trainer_like_groups(model), lr=1e-3)
+    moved = give_motif_stream_its_learning_rate(optimizer, model, 1e-6)
+    names = {id(p): n for n, p in model.named_parameters()}
+    motif = {n for n in names.values() if n.startswith(("finemoltex.fusion.", "finemoltex.motif_embeddings."))}
+    assert moved == len(motif) > 0
+    grouped = [names[id(p)] for g in optimizer.param_groups for p in g["params"]]
+    assert sorted(grouped) == sorted(names.values())  # every parameter once
+    for group in optimizer.param_groups:
+        in_motif = {names[id(p)] in motif for p in group["params"]}
+        assert in_motif == {group["lr"] == 1e-6}, group["lr"]
+    assert sorted(g["weight_decay"] for g in optimizer.param_groups) == [0.0, 0.0, 0.01, 0.01]
+
+    # one AdamW step moves each element by about its group's rate: the motif stream 1000x less than the GIN
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    batch = _batch(tokenizer, [s for s, _ in bbbp_rows[:8]], [[float(y)] for _, y in bbbp_rows[:8]])
+    model(**batch).loss.backward()
+    optimizer.step()
+    step = {n: (p.detach() - before[n]).abs().max().item() for n, p in model.named_parameters()}
+    assert max(step[n] for n in motif) < 2e-6
+    assert step["finemoltex.graph_encoder.layers.0.mlp.0.weight"] > 5e-4
+
+    with pytest.raises(ValueError, match="stepped already"):
+        give_motif_stream_its_learning_rate(optimizer, model, 1e-5)
+    with pytest.raises(ValueError, match="> 0"):
+        give_motif_stream_its_learning_rate(torch.optim.AdamW(model.parameters()), model, 0.0)
+    atom_mean = _property_model(num_labels=1)
+    assert give_motif_stream_its_learning_rate(torch.optim.AdamW(atom_mean.parameters()), atom_mean, 1e-5) == 0
+
+
+def test_motif_stream_learning_rate_finds_lora_adapters(pretrained_dir):
+    from peft import get_peft_model
+
+    base = FineMolTexForMoleculePropertyPrediction.from_pretrained(pretrained_dir, num_labels=1,
+                                                                   property_pooling="graph_cls")
+    model = get_peft_model(base, lora_config(base.config, r=4))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    assert give_motif_stream_its_learning_rate(optimizer, model, 1e-5) > 0
+    names = {id(p): n for n, p in model.named_parameters()}
+    slow = [names[id(p)] for g in optimizer.param_groups if g["lr"] == 1e-5 for p in g["params"]]
+    assert slow and all(".fusion.motif_layers." in n and "lora_" in n for n in slow), slow
+
+
 # ------------------------------------------------------------------------------------------------ selection, metric
 def test_select_best_epoch_updates():
     history = [
@@ -418,6 +471,26 @@ def test_example_lora_from_pretrained_with_predict(bbbp_rows, pretrained_dir, tm
     records = cli.main(["--model_dir", str(tmp_path / "run" / "seed_0" / "model"), "--smiles", bbbp_rows[0][0], "C1CC("])
     assert records[0]["p_np"] == pytest.approx(run["predictions"][0]["p_np"], rel=1e-5)
     assert records[1]["index"] == 1 and "C1CC(" in records[1]["error"]
+
+
+def test_example_motif_stream_learning_rate(bbbp_rows, tmp_path, monkeypatch):
+    data = _write_csv(tmp_path / "d.csv", ["smiles", "p_np"], bbbp_rows[:40])
+    example = _load_example()
+    common = ["--data_file", str(data), "--from_scratch_preset", "tiny", "--num_train_epochs", "1", "--seeds", "0",
+              "--motif_stream_learning_rate", "1e-5", "--progress", "false"]
+    with pytest.raises(ValueError, match="graph_cls only"):
+        example.main([*common, "--output_dir", str(tmp_path / "atom_mean")])
+    optimizers = []
+
+    def recording(optimizer, model, learning_rate):
+        optimizers.append(optimizer)
+        return give_motif_stream_its_learning_rate(optimizer, model, learning_rate)
+
+    monkeypatch.setattr(example, "give_motif_stream_its_learning_rate", recording)
+    results = example.main([*common, "--property_pooling", "graph_cls", "--output_dir", str(tmp_path / "run")])
+    assert results["seeds_finished"] == 1 and results["arguments"]["motif_stream_learning_rate"] == 1e-5
+    (optimizer,) = optimizers
+    assert sorted({g["lr"] for g in optimizer.param_groups}) == [1e-5, 1e-3]
 
 
 def test_bad_inputs_name_file_column_row(bbbp_rows, tmp_path):
