@@ -1100,7 +1100,10 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
       the masked word in view.
 
     With `masked_motif_weight` and `masked_lm_weight` both 0 (contrastive-only pre-training) the fine branch is
-    skipped altogether (no masking, no second text pass, no fused pass): its outputs are None.
+    skipped altogether (no masking, no second text pass, no fused pass): its outputs are None. With one of them 0
+    (ablations), that objective is off: its stream is neither scored nor masked and enters the fused pass clean (no
+    second GIN pass for motifs, no second encoder pass for words), its loss is None and its head sees no positions;
+    handing in that stream's mask (`motif_mask` / `word_mask`) switches it back on for the call.
     """
 
     def __init__(self, config: FineMolTexConfig):
@@ -1183,6 +1186,11 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
         if config.masked_motif_weight == 0 and config.masked_lm_weight == 0:
             return self._contrastive_only(batch, token_type_ids, duplicate_key, return_loss, return_dict)
         generator = self._generator(mask_seed)
+        # An objective with weight 0 is off (ablations: `masked_lm_weight=0` for contrastive + masked motifs): its
+        # stream is neither scored nor masked, the fused pass reads it clean (no second GIN or encoder pass for it),
+        # and its head and loss are skipped (None). A mask handed in switches it on (e.g. to probe an untrained head).
+        motifs_on = config.masked_motif_weight != 0 or motif_mask is not None
+        words_on = config.masked_lm_weight != 0 or word_mask is not None
 
         # ---- coarse: clean graph view (GIN) and clean text through their streams WITHOUT co-attention -> InfoNCE;
         # the same pass scores each token's importance (similarity to its stream's [CLS]) for masking
@@ -1198,8 +1206,10 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
             encoder_states = None
             _, clean_text = model.encode_text_tokens(input_ids, attention_mask, token_type_ids)
         text_padding = attention_mask.bool()
-        score_motifs = motif_mask is None and motif_importance is None and config.motif_masking_strategy == "importance"
-        score_words = word_mask is None and word_importance is None and config.word_masking_strategy == "importance"
+        score_motifs = (
+            motifs_on and motif_mask is None and motif_importance is None and config.motif_masking_strategy == "importance"
+        )
+        score_words = words_on and word_mask is None and word_importance is None and config.word_masking_strategy == "importance"
         if score_motifs:
             graph_cls, motif_importance = model.fusion.encode_cls_and_importance("motif", clean_motifs, motif_padding)
         else:
@@ -1213,13 +1223,17 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
         contrastive_loss, logits, accuracy = model.contrastive(graph_embeds, text_embeds, duplicate_key)
 
         # ---- masks (random per call unless given): exact count per row, uniform or by importance
-        if motif_mask is None:
+        if motif_mask is None and not motifs_on:
+            motif_mask = torch.zeros_like(motif_attention_mask, dtype=torch.bool)
+        elif motif_mask is None:
             candidates = motif_candidates(motif_input_ids, motif_attention_mask, config.num_motif_targets)
             scores = motif_importance if config.motif_masking_strategy == "importance" else None
             motif_mask = sample_mask(candidates, config.motif_mask_rate, generator, scores, config.importance_temperature)
         motif_mask = motif_mask.bool()
         candidates = word_candidates(input_ids, attention_mask, config.text_special_token_ids)
-        if word_mask is None:
+        if word_mask is None and not words_on:
+            word_mask = torch.zeros_like(attention_mask, dtype=torch.bool)
+        elif word_mask is None:
             scores = word_importance if config.word_masking_strategy == "importance" else None
             word_mask = sample_mask(candidates, config.word_mask_rate, generator, scores, config.importance_temperature)
         word_mask = word_mask.bool()
@@ -1234,18 +1248,25 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
         )
 
         # ---- masked graph view: the masked motifs' atoms hidden from the GIN (a second pass), [MASK] at their slots
-        if config.hide_masked_motif_atoms:
+        if not motifs_on:
+            masked_motifs = clean_motifs
+        elif config.hide_masked_motif_atoms:
             mask_values = torch.tensor(atom_mask_values(config.atom_feature_sizes), device=graph_atom_features.device)
             hidden_atoms = hide_masked_motif_atoms(graph_atom_features, motif_membership, motif_mask, mask_values)
             _, projected = model.encode_atoms_and_motifs(
                 hidden_atoms, graph_edge_index, graph_edge_features, motif_membership, num_molecules, num_slots,
                 update_statistics=False,  # the running statistics describe clean molecules (what inference sees)
             )
-        masked_motifs = model.motif_embeddings(projected, motif_input_ids, motif_attention_mask, motif_position_ids, motif_mask)
+        if motifs_on:
+            masked_motifs = model.motif_embeddings(
+                projected, motif_input_ids, motif_attention_mask, motif_position_ids, motif_mask
+            )
 
         # ---- masked text: the masked ids through the encoder, or, with cached states of a locked encoder, the masked
         # words replaced at the stream input (no encoder pass at all)
-        if encoder_states is not None and config.hide_masked_words:
+        if not words_on:
+            masked_text = clean_text
+        elif encoder_states is not None and config.hide_masked_words:
             # the cached states were computed on the clean text, so every neighbour's state carries the masked word
             # (self-attention): run the locked encoder on the masked ids instead (no gradient: it is locked; no
             # dropout: the cache it stands beside was computed in eval mode)
@@ -1291,17 +1312,19 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
 
         loss = masked_motif_loss = masked_lm_loss = None
         if return_loss:
-            masked_motif_loss = masked_cross_entropy(motif_logits, motif_labels)
-            if fuse_mlm:
-                masked_lm_loss = linear_cross_entropy(mlm_hidden, decoder_weight, decoder_bias, mlm_labels)
-            else:
-                masked_lm_loss = masked_cross_entropy(mlm_logits, mlm_labels)
-            loss = (
-                config.contrastive_weight * contrastive_loss
-                + config.masked_motif_weight * masked_motif_loss
-                + config.masked_lm_weight * masked_lm_loss
-            )
-            if text_encoder_states is None or config.hide_masked_words:  # unused [MASK] state: a zero gradient (DDP)
+            loss = config.contrastive_weight * contrastive_loss
+            if motifs_on:
+                masked_motif_loss = masked_cross_entropy(motif_logits, motif_labels)
+                loss = loss + config.masked_motif_weight * masked_motif_loss
+            if words_on:
+                masked_lm_loss = (
+                    linear_cross_entropy(mlm_hidden, decoder_weight, decoder_bias, mlm_labels)
+                    if fuse_mlm
+                    else masked_cross_entropy(mlm_logits, mlm_labels)
+                )
+                loss = loss + config.masked_lm_weight * masked_lm_loss
+            if text_encoder_states is None or config.hide_masked_words or not words_on:
+                # the [MASK] state of cached text is unused: give it a zero gradient (DDP)
                 loss = loss + 0.0 * self.text_state_mask_embedding.sum()
         output = FineMolTexForPreTrainingOutput(
             loss=loss,

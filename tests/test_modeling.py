@@ -186,6 +186,40 @@ def test_contrastive_only_skips_the_fine_branch_with_the_same_coarse_loss(config
     assert coarse.mlm_head.dense.weight.grad is None and coarse.finemoltex.graph_encoder.layers[0].mlp[0].weight.grad is not None
 
 
+@pytest.mark.parametrize("off", ["motif", "word"])
+def test_a_zero_weight_switches_its_objective_off(config, batch, off):
+    # row (b)/(c) of the ablation: the idle stream is neither masked nor run twice, and has no loss; what the other
+    # head predicts is what the full model predicts when handed that stream unmasked ("mask": masked ids that do not
+    # depend on the generator's state)
+    full = _model(FineMolTexForPreTraining, tiny_config(word_masking_scheme="mask")).eval()
+    weights = {"motif": "masked_motif_weight", "word": "masked_lm_weight"}
+    ablated = FineMolTexForPreTraining(tiny_config(word_masking_scheme="mask", **{weights[off]: 0.0})).eval()
+    ablated.load_state_dict(full.state_dict())
+    gin_calls, text_rows = [], []
+    ablated.finemoltex.graph_encoder.register_forward_hook(lambda *args: gin_calls.append(1))
+    ablated.finemoltex.text_model.register_forward_hook(lambda module, args, kwargs, out: text_rows.append(
+        (args[0] if args else kwargs["input_ids"]).shape[0]), with_kwargs=True)
+    with torch.no_grad():
+        out = ablated(**batch, mask_seed=0)
+        reference = full(**batch, motif_mask=out.motif_mask, word_mask=out.word_mask, mask_seed=0)
+    assert len(gin_calls) == (1 if off == "motif" else 2) and len(text_rows) == (1 if off == "word" else 2)
+    idle_mask = out.motif_mask if off == "motif" else out.word_mask
+    busy_mask = out.word_mask if off == "motif" else out.motif_mask
+    assert not idle_mask.any() and busy_mask.any()
+    if off == "motif":
+        assert out.masked_motif_loss is None and out.masked_motif_logits.shape[0] == 0
+        torch.testing.assert_close(out.mlm_logits, reference.mlm_logits, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(out.loss, out.contrastive_loss + config.masked_lm_weight * out.masked_lm_loss)
+    else:
+        assert out.masked_lm_loss is None and out.mlm_logits.shape[0] == 0
+        torch.testing.assert_close(out.masked_motif_logits, reference.masked_motif_logits, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(out.loss, out.contrastive_loss + config.masked_motif_weight * out.masked_motif_loss)
+    ablated.train()
+    ablated(**batch).loss.backward()
+    idle_head, busy_head = (ablated.motif_head, ablated.mlm_head) if off == "motif" else (ablated.mlm_head, ablated.motif_head)
+    assert idle_head.dense.weight.grad is None and busy_head.dense.weight.grad.abs().sum() > 0
+
+
 def test_masks_random_per_call_and_reproducible(config, batch):
     model = _model(FineMolTexForPreTraining, tiny_config(mask_seed=5))
     first, second = model(**batch), model(**batch)
