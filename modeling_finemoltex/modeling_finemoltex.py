@@ -1186,9 +1186,7 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
         if config.masked_motif_weight == 0 and config.masked_lm_weight == 0:
             return self._contrastive_only(batch, token_type_ids, duplicate_key, return_loss, return_dict)
         generator = self._generator(mask_seed)
-        # An objective with weight 0 is off (ablations: `masked_lm_weight=0` for contrastive + masked motifs): its
-        # stream is neither scored nor masked, the fused pass reads it clean (no second GIN or encoder pass for it),
-        # and its head and loss are skipped (None). A mask handed in switches it on (e.g. to probe an untrained head).
+        # an objective with weight 0 is off (see the class docstring); a mask handed in switches it on for the call
         motifs_on = config.masked_motif_weight != 0 or motif_mask is not None
         words_on = config.masked_lm_weight != 0 or word_mask is not None
 
@@ -1223,7 +1221,7 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
         contrastive_loss, logits, accuracy = model.contrastive(graph_embeds, text_embeds, duplicate_key)
 
         # ---- masks (random per call unless given): exact count per row, uniform or by importance
-        if motif_mask is None and not motifs_on:
+        if not motifs_on:
             motif_mask = torch.zeros_like(motif_attention_mask, dtype=torch.bool)
         elif motif_mask is None:
             candidates = motif_candidates(motif_input_ids, motif_attention_mask, config.num_motif_targets)
@@ -1231,7 +1229,7 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
             motif_mask = sample_mask(candidates, config.motif_mask_rate, generator, scores, config.importance_temperature)
         motif_mask = motif_mask.bool()
         candidates = word_candidates(input_ids, attention_mask, config.text_special_token_ids)
-        if word_mask is None and not words_on:
+        if not words_on:
             word_mask = torch.zeros_like(attention_mask, dtype=torch.bool)
         elif word_mask is None:
             scores = word_importance if config.word_masking_strategy == "importance" else None
@@ -1250,14 +1248,15 @@ class FineMolTexForPreTraining(FineMolTexPreTrainedModel):
         # ---- masked graph view: the masked motifs' atoms hidden from the GIN (a second pass), [MASK] at their slots
         if not motifs_on:
             masked_motifs = clean_motifs
-        elif config.hide_masked_motif_atoms:
-            mask_values = torch.tensor(atom_mask_values(config.atom_feature_sizes), device=graph_atom_features.device)
-            hidden_atoms = hide_masked_motif_atoms(graph_atom_features, motif_membership, motif_mask, mask_values)
-            _, projected = model.encode_atoms_and_motifs(
-                hidden_atoms, graph_edge_index, graph_edge_features, motif_membership, num_molecules, num_slots,
-                update_statistics=False,  # the running statistics describe clean molecules (what inference sees)
-            )
-        if motifs_on:
+        else:
+            if config.hide_masked_motif_atoms:
+                mask_values = atom_mask_values(config.atom_feature_sizes)
+                mask_values = torch.tensor(mask_values, device=graph_atom_features.device)
+                hidden_atoms = hide_masked_motif_atoms(graph_atom_features, motif_membership, motif_mask, mask_values)
+                _, projected = model.encode_atoms_and_motifs(
+                    hidden_atoms, graph_edge_index, graph_edge_features, motif_membership, num_molecules, num_slots,
+                    update_statistics=False,  # the running statistics describe clean molecules (what inference sees)
+                )
             masked_motifs = model.motif_embeddings(
                 projected, motif_input_ids, motif_attention_mask, motif_position_ids, motif_mask
             )
